@@ -1,0 +1,1 @@
+"""Network curvature as linear operators (being written)."""

@@ -1,0 +1,1 @@
+"""CIFAR networks and small CPU networks (being written)."""

@@ -1,0 +1,16 @@
+"""Random-matrix theory of the batch Hessian (NumPy/SciPy only; never imports torch).
+
+Modules: :mod:`~rmtlr.rmt.ensembles` (samplers), :mod:`~rmtlr.rmt.laws` (limiting laws and
+Stieltjes transforms), :mod:`~rmtlr.rmt.freeprob` (free convolution, vector Dyson equation),
+:mod:`~rmtlr.rmt.outliers` (BBP/BGN outliers and overlaps), :mod:`~rmtlr.rmt.batch`
+(effective batch size, Theorem 4, the batch-noise model).
+"""
+
+from rmtlr.rmt.batch import *  # noqa: F403
+from rmtlr.rmt.ensembles import *  # noqa: F403
+from rmtlr.rmt.freeprob import *  # noqa: F403
+from rmtlr.rmt.laws import *  # noqa: F403
+from rmtlr.rmt.outliers import *  # noqa: F403
+from rmtlr.rmt import batch, ensembles, freeprob, laws, outliers
+
+__all__ = [*batch.__all__, *ensembles.__all__, *freeprob.__all__, *laws.__all__, *outliers.__all__]
