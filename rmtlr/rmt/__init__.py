@@ -2,6 +2,7 @@
 
 Modules: :mod:`~rmtlr.rmt.ensembles` (samplers), :mod:`~rmtlr.rmt.laws` (limiting laws and
 Stieltjes transforms), :mod:`~rmtlr.rmt.freeprob` (free convolution, vector Dyson equation),
+:mod:`~rmtlr.rmt.ggn` (Gauss–Newton / spiked Wishart, Thm 7),
 :mod:`~rmtlr.rmt.outliers` (BBP/BGN outliers and overlaps), :mod:`~rmtlr.rmt.batch`
 (effective batch size, Theorem 4, the batch-noise model).
 """
@@ -9,8 +10,9 @@ Stieltjes transforms), :mod:`~rmtlr.rmt.freeprob` (free convolution, vector Dyso
 from rmtlr.rmt.batch import *  # noqa: F403
 from rmtlr.rmt.ensembles import *  # noqa: F403
 from rmtlr.rmt.freeprob import *  # noqa: F403
+from rmtlr.rmt.ggn import *  # noqa: F403
 from rmtlr.rmt.laws import *  # noqa: F403
 from rmtlr.rmt.outliers import *  # noqa: F403
-from rmtlr.rmt import batch, ensembles, freeprob, laws, outliers
+from rmtlr.rmt import batch, ensembles, freeprob, ggn, laws, outliers
 
-__all__ = [*batch.__all__, *ensembles.__all__, *freeprob.__all__, *laws.__all__, *outliers.__all__]
+__all__ = [*batch.__all__, *ensembles.__all__, *freeprob.__all__, *ggn.__all__, *laws.__all__, *outliers.__all__]
