@@ -10,7 +10,6 @@ MATHJAX := _static/mathjax/tex-chtml.js
 # Stored chapter outputs are the quick profile's; a reader with a GPU may run
 # `RMTLR_PROFILE=full make book`.
 export RMTLR_PROFILE ?= quick
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: all install book test bench clean

@@ -54,8 +54,23 @@ _RC = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style globally."""
+    """Apply the book's matplotlib style globally.
+
+    Inside a Jupyter kernel this also selects the inline backend, so that figures are stored
+    in the notebook even when ``MPLBACKEND=Agg`` is set in the environment (as in CI).
+    """
+    _inline_in_notebook()
     mpl.rcParams.update(_RC)
+
+
+def _inline_in_notebook() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def colors() -> Iterator[str]:

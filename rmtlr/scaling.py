@@ -32,6 +32,7 @@ __all__ = [
     "crossover_batch_size",
     "effective_batch_size",
     "fit_power_law",
+    "implied_sigma",
     "linear_rule",
     "min_damping",
     "sgd_max_lr",
@@ -39,15 +40,20 @@ __all__ = [
 ]
 
 
-def sgd_max_lr(B, N, lam1, P, sigma):
+def sgd_max_lr(B, N, lam1, P, sigma, threshold=True):
     r"""Largest stable SGD learning rate at batch size B (Eq. 24 with Theorem 4).
 
     .. math:: α_{max}(B) = \frac{2}{λ'_1},\qquad
               λ'_1 = λ_1 + \frac{P σ^2}{𝔟 λ_1}\ \ (λ_1 > \sqrt{P/𝔟}σ),\ \ 
               λ'_1 = 2\sqrt{P/𝔟}\,σ\ \ \text{otherwise.}
 
-    For small B the noise term dominates and α_max ≈ 2𝔟λ_1/(Pσ²) ∝ B (linear scaling);
-    for large B (and B → N) α_max → 2/λ_1 (saturation).
+    With ``threshold=True`` (Theorem 4 as stated) a full-data outlier below the BBP
+    threshold is swallowed by the noise bulk and λ'_1 is the bulk edge, so for very small B
+    α_max = 1/(sqrt(P/𝔟)σ) ∝ sqrt(B). With ``threshold=False`` the outlier formula is used
+    for every B, which is how the paper reads Sec. 10.1: for small B the noise term dominates
+    and α_max ≈ 2𝔟λ_1/(Pσ²) ∝ B (linear scaling). Both saturate at 2/λ_1 for large B
+    (and B → N). Note that within Theorem 4's own range (λ_1 > sqrt(P/𝔟)σ) the shift is at
+    most λ_1, so the linear regime of the paper's reading is an extrapolation.
 
     Parameters
     ----------
@@ -56,9 +62,35 @@ def sgd_max_lr(B, N, lam1, P, sigma):
     lam1: top eigenvalue of the full-data Hessian, > 0.
     P: number of parameters.
     sigma: per-entry Hessian standard deviation σ_ε (≥ 0).
+    threshold: apply Theorem 4's BBP threshold (default) or the outlier formula throughout.
     """
-    _as_positive("lam1 (top Hessian eigenvalue)", lam1)
-    return _out(2.0 / np.asarray(batch_outlier(lam1, P, B, N, sigma), dtype=float))
+    lam1 = _as_positive("lam1 (top Hessian eigenvalue)", lam1)
+    if threshold:
+        top = batch_outlier(lam1, P, B, N, sigma)
+    else:
+        s = np.asarray(batch_noise_scale(P, B, N, sigma), dtype=float)
+        top = lam1 + s**2 / lam1
+    return _out(2.0 / np.asarray(top, dtype=float))
+
+
+def implied_sigma(lam1, lam1_batch, P, B, N, threshold=True):
+    r"""Invert Theorem 4: the σ_ε that moves a full-data λ_1 to a measured batch λ'_1.
+
+    With s = sqrt(P/𝔟)σ_ε: if λ'_1 < 2λ_1 the top eigenvalue is an outlier and
+    s² = (λ'_1 − λ_1)λ_1; if λ'_1 ≥ 2λ_1 it can only be the bulk edge, s = λ'_1/2
+    (``threshold=False`` always uses the outlier branch, the paper's reading of Sec. 10.1).
+    Returns σ_ε = s/sqrt(P/𝔟).
+    """
+    lam1 = _as_positive("lam1 (full-data top eigenvalue)", lam1)
+    lam1_batch = _as_positive("lam1_batch (batch top eigenvalue)", lam1_batch)
+    P = _as_positive("P (number of parameters)", P)
+    if np.any(lam1_batch < lam1):
+        raise ValueError("lam1_batch must be >= lam1: noise can only push the top eigenvalue out")
+    eff = np.asarray(effective_batch_size(B, N), dtype=float)
+    s2 = (lam1_batch - lam1) * lam1
+    if threshold:
+        s2 = np.where(lam1_batch >= 2 * lam1, (lam1_batch / 2) ** 2, s2)
+    return _out(np.sqrt(s2 * eff / P))
 
 
 def crossover_batch_size(lam1, P, sigma, N=np.inf):
