@@ -1,0 +1,55 @@
+"""VGG-16 for 32×32 inputs (Simonyan & Zisserman 2015, CIFAR variant).
+
+The CIFAR variant used by Granziol, Zohren & Roberts (2022, Sec. 9) keeps the thirteen 3×3
+convolutions of configuration D, lets five 2×2 max-pools reduce 32×32 to 1×1, and ends in a
+512–512–512–classes multilayer classifier with dropout. Without BatchNorm and with 100 classes
+this has P = 15,291,300 parameters, the number quoted in the paper.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+#: Configuration "D" of Simonyan & Zisserman (2015): channels, with "M" for a 2×2 max-pool.
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG16(nn.Module):
+    """VGG-16 for 3×32×32 images.
+
+    Parameters
+    ----------
+    num_classes: output classes (> 0).
+    batch_norm: insert BatchNorm after every convolution (the paper's "VGG-16-BN").
+    dropout: dropout probability in the classifier, in [0, 1).
+    """
+
+    def __init__(self, num_classes: int = 100, batch_norm: bool = False, dropout: float = 0.5):
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        layers: list[nn.Module] = []
+        c_in = 3
+        for v in VGG16_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            layers.append(nn.Conv2d(c_in, v, 3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(v))
+            layers.append(nn.ReLU(inplace=True))
+            c_in = v
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(512, 512), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(512, 512), nn.ReLU(inplace=True),
+            nn.Linear(512, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                # He initialisation keeps activations O(1) through 13 ReLU layers without BN.
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
