@@ -1,0 +1,330 @@
+"""Data sets: CIFAR through torchvision, real offline images, and labelled stand-ins.
+
+Every data set returned here carries ``description`` (what it is, said plainly, e.g.
+"offline stand-in: …") and ``num_classes``, so that chapters can print and stamp it.
+
+- ``cifar100`` / ``cifar10``: torchvision, the paper's augmentation (4-pixel pad, random
+  32×32 crop, horizontal flip) and its 45k/5k train/validation split
+  (Granziol et al. 2022, Sec. 9). Downloaded only when allowed.
+- ``cifar10_jpeg``: the 60,000 CIFAR-10 images (Krizhevsky 2009) re-encoded as JPEG, from
+  ``shared/data/cifar10-jpeg.tar``; extracted once into the cache directory.
+- ``gaussian_mixture``: Gaussian-mixture classification, after the MLP experiment of
+  Sec. 13 of the paper (offline stand-in).
+- ``synthetic_images``: CIFAR-shaped (3×32×32, 100 classes) images with learnable class
+  structure (offline stand-in).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+import rmtlr
+
+__all__ = ["DATASET_NAMES", "LabelledSubset", "LabelledTensors", "cache_dir", "cifar",
+           "cifar10_jpeg", "cifar10_jpeg_available", "default_num_workers", "gaussian_mixture", "load", "make_loader",
+           "shared_data_dir", "synthetic_images", "train_val_split"]
+
+#: Per-channel statistics of the CIFAR training sets (used to standardise inputs).
+CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
+CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
+
+#: Names accepted by :func:`load`. ``images`` is the real CIFAR-10 JPEG set where present,
+#: otherwise the synthetic image stand-in.
+DATASET_NAMES = ("gaussian_mixture", "synthetic_images", "cifar10_jpeg", "images", "cifar10",
+                 "cifar100")
+
+_TAR_NAME = "cifar10-jpeg.tar"
+_JPEG_CITE = "CIFAR-10 (Krizhevsky 2009) JPEG re-encoding (shared/data), not CIFAR-100"
+
+
+class LabelledTensors(TensorDataset):
+    """An in-memory (inputs, labels) data set with a human ``description``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, description: str, num_classes: int):
+        super().__init__(x, y)
+        self.description = description
+        self.num_classes = int(num_classes)
+
+
+class LabelledSubset(Subset):
+    """A subset of a (lazily loaded) data set with a human ``description``."""
+
+    def __init__(self, dataset: Dataset, indices, description: str, num_classes: int):
+        super().__init__(dataset, list(indices))
+        self.description = description
+        self.num_classes = int(num_classes)
+
+
+def _check_int(name: str, value, lo: int) -> int:
+    if int(value) != value or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def gaussian_mixture(n: int = 4096, dim: int = 32, num_classes: int = 10,
+                     separation: float = 1.0, seed: int = 0) -> LabelledTensors:
+    r"""Gaussian-mixture classification (offline stand-in, after the paper's Sec. 13 task).
+
+    Class means μ_k = separation · g_k with g_k ~ N(0, I_dim) are drawn once from ``seed``;
+    a sample of class y is x = μ_y + z with z ~ N(0, I_dim), labels uniform. The typical
+    distance between two means is separation·sqrt(2·dim) within-class standard deviations.
+    The means depend only on (dim, num_classes, separation, seed), so training and
+    validation sets drawn with different ``n`` share them when the seed is the same;
+    samples are drawn from a stream derived from the seed and ``n``.
+    """
+    n = _check_int("n", n, 1)
+    dim = _check_int("dim", dim, 1)
+    num_classes = _check_int("num_classes", num_classes, 2)
+    if not separation > 0:
+        raise ValueError(f"separation must be > 0, got {separation}")
+    means = separation * torch.randn(num_classes, dim,
+                                     generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed * 1_000_003 + n)
+    y = torch.randint(num_classes, (n,), generator=g)
+    x = means[y] + torch.randn(n, dim, generator=g)
+    desc = (f"offline stand-in: Gaussian mixture, {num_classes} classes in {dim} dims "
+            f"(separation {separation:g}, seed {seed}), n={n}")
+    return LabelledTensors(x, y, desc, num_classes)
+
+
+def synthetic_images(n: int = 5000, num_classes: int = 100, noise: float = 1.0,
+                     seed: int = 0) -> LabelledTensors:
+    """CIFAR-shaped synthetic images (offline stand-in): 3×32×32, ``num_classes`` classes.
+
+    Each class has a smooth colour template (4×4 Gaussian noise per channel, bilinearly
+    upsampled to 32×32, unit variance) drawn once from ``seed``; an image of class y is
+    its template, randomly shifted by up to 4 pixels (circularly) and flipped
+    horizontally with probability 1/2, plus N(0, noise²) pixel noise. Templates depend only
+    on (num_classes, seed); the learnable structure is spatial and coloured, like
+    CIFAR's, but nothing else about these images is natural.
+    """
+    n = _check_int("n", n, 1)
+    num_classes = _check_int("num_classes", num_classes, 2)
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    coarse = torch.randn(num_classes, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
+    templates = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear",
+                                                align_corners=False)
+    templates = templates / templates.std(dim=(1, 2, 3), keepdim=True)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + n)
+    y = torch.randint(num_classes, (n,), generator=g)
+    x = templates[y].clone()
+    shifts = torch.randint(-4, 5, (n, 2), generator=g)
+    flips = torch.rand(n, generator=g) < 0.5
+    for i in range(n):
+        img = torch.roll(x[i], shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(1, 2))
+        x[i] = img.flip(2) if flips[i] else img
+    x += noise * torch.randn(x.shape, generator=g)
+    desc = (f"offline stand-in: synthetic CIFAR-shaped images, {num_classes} classes, "
+            f"3x32x32 (noise {noise:g}, seed {seed}), n={n}")
+    return LabelledTensors(x, y, desc, num_classes)
+
+
+def cache_dir() -> Path:
+    """Where extracted/downloaded data live: ``$RMTLR_CACHE``, default ``~/.cache/rmtlr``."""
+    return Path(os.environ.get("RMTLR_CACHE") or Path.home() / ".cache" / "rmtlr")
+
+
+def shared_data_dir() -> Path | None:
+    """The directory holding ``cifar10-jpeg.tar``, or None.
+
+    ``$RMTLR_SHARED_DATA`` if set; otherwise ``shared/data`` inside the checkout or beside
+    it (CI clones the repository next to ``shared/``).
+    """
+    env = os.environ.get("RMTLR_SHARED_DATA")
+    if env:
+        return Path(env) if (Path(env) / _TAR_NAME).is_file() else None
+    here = Path(rmtlr.__file__).resolve()
+    for root in (here.parents[1], here.parents[2]):
+        d = root / "shared" / "data"
+        if (d / _TAR_NAME).is_file():
+            return d
+    return None
+
+
+def cifar10_jpeg_available() -> bool:
+    """Whether the offline CIFAR-10 JPEG archive is present."""
+    return shared_data_dir() is not None
+
+
+def _extract_jpeg(per_class: int | None) -> Path:
+    """Extract (a per-class prefix of) the archive once; atomic against concurrent workers."""
+    src = shared_data_dir()
+    if src is None:
+        raise FileNotFoundError(
+            f"{_TAR_NAME} not found: set RMTLR_SHARED_DATA to the directory holding it, or "
+            "use the 'synthetic_images' stand-in or torchvision CIFAR (download=True)")
+    tag = "all" if per_class is None else f"first{per_class}"
+    final = cache_dir() / f"cifar10-jpeg-{tag}"
+    if (final / "train").is_dir() and (final / "test").is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        with tarfile.open(src / _TAR_NAME) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg")
+                       and (per_class is None or int(Path(m.name).stem) < per_class)]
+            tar.extractall(tmp, members=members, filter="data")
+        try:
+            os.rename(tmp, final)  # atomic on one file system: readers never see a partial tree
+        except OSError:
+            if not (final / "train").is_dir():  # not a lost race but a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def train_val_split(n: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random split of range(n) into n − n_val training and n_val validation indices.
+
+    With n = 50,000 and n_val = 5,000 this is the paper's 45k/5k split.
+    """
+    n = _check_int("n", n, 2)
+    n_val = _check_int("n_val", n_val, 1)
+    if n_val >= n:
+        raise ValueError(f"n_val must be < n = {n}, got {n_val}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _paper_transforms(name: str, augment: bool):
+    from torchvision import transforms as T
+
+    ops = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    return T.Compose(ops + [T.ToTensor(), T.Normalize(CIFAR_MEAN[name], CIFAR_STD[name])])
+
+
+def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: bool = True,
+                 augment: bool = False, val_fraction: float = 0.1, seed: int = 0):
+    """The real CIFAR-10 images (JPEG re-encoding, ``shared/data``), read with ImageFolder.
+
+    Parameters
+    ----------
+    split: ``"train"`` / ``"val"`` (a fixed ``val_fraction`` of the training folder: 45k/5k
+        for the whole set) or ``"test"`` (the 10k test images).
+    per_class: extract and use only the first ``per_class`` images of each class (a labelled
+        subset for quick runs); None for all 5,000 (train) / 1,000 (test).
+    in_memory: decode once into a :class:`LabelledTensors` (fast for small subsets; no
+        augmentation) or return a lazily decoded :class:`LabelledSubset` with transforms.
+    augment: the paper's pad-4/crop-32/flip augmentation (lazy mode, training split only).
+    """
+    from torchvision.datasets import ImageFolder
+
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if per_class is not None:
+        per_class = _check_int("per_class", per_class, 2)
+    if augment and in_memory:
+        raise ValueError("augment=True needs in_memory=False (augmentation is applied lazily)")
+    root = _extract_jpeg(per_class)
+    folder = "test" if split == "test" else "train"
+    tf = _paper_transforms("cifar10", augment and split == "train")
+    base = ImageFolder(str(root / folder), transform=tf)
+    if split == "test":
+        idx = np.arange(len(base))
+    else:
+        n_val = max(1, round(val_fraction * len(base)))
+        tr, va = train_val_split(len(base), n_val, seed)
+        idx = tr if split == "train" else va
+    sub = f", first {per_class} per class" if per_class else ""
+    desc = f"{_JPEG_CITE}: {split} split{sub}, n={len(idx)}"
+    if not in_memory:
+        return LabelledSubset(base, idx, desc, len(base.classes))
+    xs, ys = zip(*(base[int(i)] for i in idx))
+    return LabelledTensors(torch.stack(xs), torch.tensor(ys), desc, len(base.classes))
+
+
+def cifar(name: str = "cifar100", split: str = "train", root: str | Path | None = None,
+          download: bool = False, augment: bool = True, seed: int = 0) -> LabelledSubset:
+    """CIFAR-100/10 through torchvision with the paper's augmentation and 45k/5k split.
+
+    Parameters
+    ----------
+    name: ``"cifar100"`` or ``"cifar10"``. split: ``"train"`` (45k, augmented when
+        ``augment``), ``"val"`` (5k held out of the training set, never augmented) or
+        ``"test"`` (10k). root: where the data live (default ``cache_dir()/torchvision``).
+    download: allow torchvision to download when the files are absent.
+    """
+    from torchvision import datasets
+
+    cls = {"cifar100": datasets.CIFAR100, "cifar10": datasets.CIFAR10}.get(name)
+    if cls is None:
+        raise ValueError(f"name must be 'cifar100' or 'cifar10', got {name!r}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    root = Path(root) if root is not None else cache_dir() / "torchvision"
+    tf = _paper_transforms(name, augment and split == "train")
+    try:
+        base = cls(str(root), train=split != "test", transform=tf, download=download)
+    except RuntimeError as err:
+        raise FileNotFoundError(
+            f"{name} is not under {root} and {'the download failed' if download else 'download=False'}"
+            f" ({err}). Use the full profile online (download=True), or offline the "
+            "'cifar10_jpeg' or 'synthetic_images' data sets.") from err
+    except OSError as err:
+        raise FileNotFoundError(f"{name} could not be downloaded to {root}: {err}") from err
+    idx = np.arange(len(base)) if split == "test" else train_val_split(len(base), 5000, seed)[
+        0 if split == "train" else 1]
+    desc = f"{name.upper()} (torchvision): {split} split, n={len(idx)}"
+    return LabelledSubset(base, idx, desc, len(base.classes))
+
+
+def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0,
+         download: bool = False, **kw):
+    """Load a data set by name (one of :data:`DATASET_NAMES`).
+
+    ``n`` sets the size of the stand-ins (``gaussian_mixture``, ``synthetic_images``), whose
+    validation/test splits are fresh draws from the same classes; for ``cifar10_jpeg`` /
+    ``images`` pass ``per_class``. ``images`` resolves to ``cifar10_jpeg`` when the archive
+    is present and to ``synthetic_images`` (10 classes) otherwise. ``download`` applies to
+    torchvision CIFAR only.
+    """
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in DATASET_NAMES:
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    stream = {"train": 0, "val": 1, "test": 2}[split]
+    if key == "images":
+        key = "cifar10_jpeg" if cifar10_jpeg_available() else "synthetic_images"
+        if key == "synthetic_images":
+            kw.pop("per_class", None)
+            kw.setdefault("num_classes", 10)
+            n = n or 10 * 500
+    if key == "gaussian_mixture":
+        # Splits share class means (fixed by ``seed``) but not samples (different n stream).
+        return gaussian_mixture(n=(n or 4096) + stream, seed=seed, **kw)
+    if key == "synthetic_images":
+        return synthetic_images(n=(n or 5000) + stream, seed=seed, **kw)
+    if key == "cifar10_jpeg":
+        return cifar10_jpeg(split, seed=seed, **kw)
+    return cifar(key, split, download=download, seed=seed, **kw)
+
+
+def default_num_workers(dataset: Dataset) -> int:
+    """Loader processes: 0 for in-memory tensors (no decoding to overlap) and under pytest,
+    otherwise one per spare core, at most 8."""
+    if isinstance(dataset, TensorDataset) or "PYTEST_CURRENT_TEST" in os.environ:
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int = 0,
+                num_workers: int | None = None, drop_last: bool = True) -> DataLoader:
+    """A seeded DataLoader with :func:`default_num_workers` and pinned memory on CUDA hosts."""
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if batch_size > len(dataset):
+        raise ValueError(f"batch_size must be <= the data set size N = {len(dataset)}, got {batch_size}")
+    workers = default_num_workers(dataset) if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=workers, generator=torch.Generator().manual_seed(seed),
+                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
