@@ -437,10 +437,12 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
                   stable: Callable[[dict], bool] = is_stable) -> MaxLRResult:
     """Largest learning rate at which ``cfg`` trains stably (empirical α_max, Eq. 24).
 
-    Rates on a geometric grid from ``lr_min`` to ``lr_max`` are tried in increasing order
-    until one is unstable; the bracket (last stable, first unstable) is then halved
-    ``bisect_steps`` times in log space. Every trial starts from the same initial weights
-    and batch order (``cfg.seed``). The resolution is the grid ratio / 2**bisect_steps.
+    Rates on a geometric grid from ``lr_max`` down to ``lr_min`` are tried in decreasing
+    order until one is stable; the bracket (that rate, the next larger one) is then halved
+    ``bisect_steps`` times in log space. Searching from above finds the *largest* stable
+    rate even when tiny rates fail the criterion by noise (they barely move the loss), and
+    is cheap because divergent runs stop at once. Every trial starts from the same initial
+    weights and batch order (``cfg.seed``). Resolution: grid ratio^(1/2**bisect_steps).
     """
     if not 0 < lr_min < lr_max or not math.isfinite(lr_max):
         raise ValueError(f"need 0 < lr_min < lr_max < inf, got {lr_min}, {lr_max}")
@@ -459,14 +461,12 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         trials.append((float(lr), ok, rec["final_loss"]))
         return ok
 
-    grid = np.geomspace(lr_min, lr_max, grid_points)
     good = bad = None
-    for lr in grid:
+    for lr in np.geomspace(lr_max, lr_min, grid_points):
         if trial(lr):
             good = lr
-        else:
-            bad = lr
             break
+        bad = lr
     if good is None:
         raise ValueError(f"no stable rate at or above lr_min={lr_min:g} ({cfg.optimizer}, "
                          f"B={cfg.batch_size}); lower lr_min")
