@@ -1,0 +1,224 @@
+"""Spiked Wishart (Baik–Silverstein, Paul) and the batch-GGN prediction (Thm 7) vs simulation.
+
+Tolerances: a spiked-covariance outlier from n samples fluctuates with sd
+sqrt(2ℓ²(1 − γ/(ℓ/σ² − 1)²)/n) (Paul 2007; RMT_NOTES §4.2, §7.2), so we allow 5 sd; the
+top eigenvector overlap fluctuates by O(1/sqrt(n)) and we allow 5·sqrt(2/n), about 5 sd in
+the RMT_NOTES measurements; the MP edge fluctuates on Johnstone's (2001) Tracy–Widom scale
+σ²(√n + √p)(1/√n + 1/√p)^(1/3)/n (TW₁ mean −1.21, sd 1.27 in those units), so we allow 5 of
+those units.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rmtlr.rmt.ensembles import haar_orthonormal
+from rmtlr.rmt.ggn import (
+    batch_ggn_model,
+    bbp_threshold,
+    ggn_batch_edge,
+    ggn_batch_outlier,
+    ggn_batch_overlap,
+    ggn_outlier_additive_noise,
+    ggn_ratio,
+    per_sample_ggn_vectors,
+    spiked_wishart_outlier,
+    spiked_wishart_overlap,
+)
+
+
+def _population(P, ells, sigma2, seed):
+    V = haar_orthonormal(P, len(ells), seed)
+    G = sigma2 * np.eye(P) + (V * (np.asarray(ells) - sigma2)) @ V.T
+    return G, V
+
+
+def _bs_sd(ell, gamma, n, sigma2=1.0):
+    t = ell / sigma2 - 1.0
+    return np.sqrt(2 * ell**2 * (1 - gamma / t**2) / n)
+
+
+def _johnstone_scale(p, n, sigma2=1.0):
+    """Tracy–Widom scale of the top eigenvalue of a p×p white Wishart matrix normalised by n."""
+    return sigma2 * (np.sqrt(n) + np.sqrt(p)) * (1 / np.sqrt(n) + 1 / np.sqrt(p)) ** (1 / 3) / n
+
+
+def test_spiked_wishart_reference_numbers():
+    # RMT_NOTES §4.2 table (Baik–Silverstein eigenvalue, Paul overlap).
+    assert spiked_wishart_outlier(3.0, 0.5) == pytest.approx(3.75)
+    assert spiked_wishart_outlier(5.0, 0.5) == pytest.approx(5.625)
+    assert spiked_wishart_outlier(4.0, 2.0) == pytest.approx(20 / 3)
+    assert spiked_wishart_overlap(3.0, 0.5) == pytest.approx(0.70)
+    assert spiked_wishart_overlap(5.0, 0.5) == pytest.approx(0.8611, abs=1e-4)
+    assert bbp_threshold(0.25) == pytest.approx(1.5)
+    # below threshold: the MP edge and zero overlap; scaling by σ² is homogeneous
+    assert spiked_wishart_outlier(1.5, 0.5) == pytest.approx((1 + np.sqrt(0.5)) ** 2)
+    assert spiked_wishart_overlap(1.5, 0.5) == 0.0
+    assert spiked_wishart_outlier(6.0, 0.5, sigma2=2.0) == pytest.approx(2 * 3.75)
+
+
+@pytest.mark.parametrize("gamma, ells", [(0.5, (5.0, 3.0)), (2.0, (6.0, 4.0))])
+def test_spiked_wishart_vs_simulation(gamma, ells):
+    p = 600
+    n = int(p / gamma)
+    G, V = _population(p, ells, 1.0, seed=int(10 * gamma))
+    w, U = np.linalg.eigh(batch_ggn_model(n, G_full=G, seed=1))
+    for k, ell in enumerate(ells):
+        pred = spiked_wishart_outlier(ell, gamma)
+        assert abs(w[-1 - k] - pred) < 5 * _bs_sd(ell, gamma, n), (ell, w[-1 - k], pred)
+        ov = (U[:, -1 - k] @ V[:, k]) ** 2
+        assert abs(ov - spiked_wishart_overlap(ell, gamma)) < 5 * np.sqrt(2 / n)
+
+
+def test_bbp_threshold_below_and_above():
+    p, gamma = 600, 1.0
+    n = int(p / gamma)
+    thr = bbp_threshold(gamma)  # 2; the critical window is ~ n^(-1/3) ≈ 0.12
+    edge = (1 + np.sqrt(gamma)) ** 2
+    tw = _johnstone_scale(p, n)
+    for ell, separated in ((thr - 0.6, False), (thr + 1.0, True)):
+        G, _ = _population(p, (ell,), 1.0, seed=3)
+        top = np.linalg.eigvalsh(batch_ggn_model(n, G_full=G, seed=4))[-1]
+        if separated:
+            pred = spiked_wishart_outlier(ell, gamma)
+            assert pred > edge + 10 * tw
+            assert abs(top - pred) < 5 * _bs_sd(ell, gamma, n)
+        else:
+            assert spiked_wishart_outlier(ell, gamma) == pytest.approx(edge)
+            assert abs(top - edge) < 5 * tw
+
+
+# --- the batch GGN: fresh samples (N = ∞) and an actual finite data set -------------------
+
+P_G = 400
+ELLS = (8.0, 4.0)
+
+
+@pytest.mark.parametrize("B", [200, 800, 4000])
+def test_ggn_batch_outlier_fresh_samples(B):
+    G, V = _population(P_G, ELLS, 1.0, seed=5)
+    w, U = np.linalg.eigh(batch_ggn_model(B, G_full=G, seed=6 + B))
+    gamma = ggn_ratio(P_G, B, np.inf)
+    assert gamma == pytest.approx(P_G / B)
+    for k, ell in enumerate(ELLS):
+        pred = ggn_batch_outlier(ell, P_G, B, np.inf, 1.0)
+        assert abs(w[-1 - k] - pred) < 5 * _bs_sd(ell, gamma, B), (B, ell, w[-1 - k], pred)
+        ov = (U[:, -1 - k] @ V[:, k]) ** 2
+        assert abs(ov - ggn_batch_overlap(ell, P_G, B, np.inf, 1.0)) < 5 * np.sqrt(2 / B)
+
+
+@pytest.fixture(scope="module")
+def finite_data_set():
+    N = 20000  # P/N = 0.02: the finite-N corrections to γ = P/𝔟 are O(P/N) (Wachter edge)
+    G, V = _population(P_G, ELLS, 1.0, seed=8)
+    X = per_sample_ggn_vectors(G, N, seed=9)
+    return G, V, X, N
+
+
+def test_per_sample_vectors_reproduce_full_ggn(finite_data_set):
+    G, _, X, N = finite_data_set
+    assert np.allclose(X.T @ X / N, G, atol=1e-10)
+
+
+@pytest.mark.parametrize("B", [400, 2000, 10000, 20000])
+def test_ggn_batch_outlier_without_replacement(finite_data_set, B):
+    G, _, X, N = finite_data_set
+    w = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=10 + B))
+    gamma = ggn_ratio(P_G, B, N)
+    for k, ell in enumerate(ELLS):
+        pred = ggn_batch_outlier(ell, P_G, B, N, 1.0)
+        # 5 sd of an outlier from 𝔟 samples, plus the O(P/N)·λ' finite-N correction
+        tol = 5 * _bs_sd(ell, gamma, max(B, 1)) + (P_G / N) * pred if B < N else 1e-9
+        assert abs(w[-1 - k] - pred) < tol, (B, ell, w[-1 - k], pred)
+    if B == N:  # the whole data set: the batch GGN is the full GGN
+        assert np.allclose(w[-2:], sorted(ELLS)) and np.allclose(w[:-2], 1.0)
+
+
+@pytest.mark.parametrize("B", [2000, 10000])
+def test_ggn_batch_edge_is_wachter_with_effective_batch_size(finite_data_set, B):
+    G, _, X, N = finite_data_set
+    third = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=20 + B))[-3]  # bulk top
+    edge = ggn_batch_edge(P_G, B, N, 1.0)
+    # the edge fluctuates on the Tracy–Widom scale ~ n^(-2/3); Johnstone's scale with n = B
+    tw = _johnstone_scale(P_G, B)
+    assert abs(third - edge) < 5 * tw, (third, edge, tw)
+    # ... which resolves the batch size entering as 𝔟 rather than B (fresh-sample MP edge)
+    assert abs(third - ggn_batch_edge(P_G, B, np.inf, 1.0, finite_N=False)) > 5 * tw
+
+
+def test_additive_reading_formula_and_why_it_fails_for_the_ggn():
+    P, B, k = 400, 400, 16  # γ = 1; k seeded draws so that means resolve the two predictions
+    sigma2, lam = 1.0, 6.0
+    G, _ = _population(P, (lam,), sigma2, seed=12)
+    gamma = ggn_ratio(P, B, np.inf)
+    pred_add = ggn_outlier_additive_noise(lam, P, B, np.inf, sigma2)
+    pred_bs = ggn_batch_outlier(lam, P, B, np.inf, sigma2)
+    assert pred_add == pytest.approx(lam + gamma * sigma2**2 / (lam - sigma2 * (1 + gamma)))
+    rng = np.random.default_rng(13)
+    # (a) the additive formula is right for its own model: G + σ²(W − I), W white Wishart
+    white = [batch_ggn_model(B, G_full=np.eye(P), seed=rng) for _ in range(k)]
+    noise = [sigma2 * (W - np.eye(P)) for W in white]
+    add = [np.linalg.eigvalsh(G + e)[-1] for e in noise]
+    # no closed-form sd for this model: 5 empirical standard errors of the mean of k draws
+    assert abs(np.mean(add) - pred_add) < 5 * np.std(add, ddof=1) / np.sqrt(k)
+    # (b) the sample-covariance batch GGN follows Baik–Silverstein, far from the additive value
+    top = [np.linalg.eigvalsh(batch_ggn_model(B, G_full=G, seed=rng))[-1] for _ in range(k)]
+    se = _bs_sd(lam, gamma, B) / np.sqrt(k)
+    assert abs(np.mean(top) - pred_bs) < 5 * se
+    assert abs(np.mean(top) - pred_add) > 5 * se  # 7.2 vs 6.25: the additive reading is refuted
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="B"):
+        ggn_batch_outlier(5.0, 100, 0, 1000, 1.0)
+    with pytest.raises(ValueError, match="B"):
+        ggn_batch_outlier(5.0, 100, 2000, 1000, 1.0)
+    with pytest.raises(ValueError, match="N"):
+        ggn_batch_overlap(5.0, 100, 10, 0, 1.0)
+    with pytest.raises(ValueError, match="sigma2"):
+        ggn_batch_outlier(5.0, 100, 10, 1000, -1.0)
+    with pytest.raises(ValueError, match="lam"):
+        ggn_batch_outlier(0.5, 100, 10, 1000, 1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        spiked_wishart_outlier(3.0, -0.5)
+    with pytest.raises(ValueError, match="ell"):
+        spiked_wishart_overlap(-3.0, 0.5)
+    with pytest.raises(ValueError, match="exactly one"):
+        batch_ggn_model(10)
+    with pytest.raises(ValueError, match="B"):
+        batch_ggn_model(11, per_sample=np.ones((10, 3)))
+    with pytest.raises(ValueError, match="semi-definite"):
+        batch_ggn_model(5, G_full=-np.eye(3))
+    with pytest.raises(ValueError, match="N"):
+        per_sample_ggn_vectors(np.eye(5), 3)
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ratio=st.floats(min_value=1.0, max_value=1e3),
+    sigma2=st.floats(min_value=1e-3, max_value=10.0),
+    P=st.integers(1, 10**7),
+    N=st.integers(2, 10**6),
+    data=st.data(),
+)
+def test_ggn_outlier_properties(ratio, sigma2, P, N, data):
+    lam = ratio * sigma2
+    B1 = data.draw(st.integers(1, N))
+    B2 = data.draw(st.integers(B1, N))
+    l1 = ggn_batch_outlier(lam, P, B1, N, sigma2)
+    l2 = ggn_batch_outlier(lam, P, B2, N, sigma2)
+    assert l1 >= lam * (1 - 1e-12)  # batching only pushes the top eigenvalue out
+    assert l2 <= l1 * (1 + 1e-12)  # monotone in B
+    if ratio > 1.0 + 1e-9:  # B → N: a full-GGN outlier returns to λ
+        assert ggn_batch_outlier(lam, P, N, N, sigma2) == pytest.approx(lam)
+    o1, o2 = ggn_batch_overlap(lam, P, B1, N, sigma2), ggn_batch_overlap(lam, P, B2, N, sigma2)
+    assert 0.0 <= o1 <= o2 + 1e-12 and o2 <= 1.0
+    # the sample-covariance shift is never smaller than the additive reading's
+    assert l1 >= ggn_outlier_additive_noise(lam, P, B1, N, sigma2) * (1 - 1e-12)
