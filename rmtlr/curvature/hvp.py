@@ -1,0 +1,197 @@
+"""Hessian- and Gauss–Newton-vector products of a network on one batch.
+
+Pearlmutter's trick (Pearlmutter 1994): H·v = d/dt ∇L(w + t v)|_{t=0}, computed without
+forming H, at the cost of a few gradients. Two ways are offered:
+
+- forward-over-reverse: ``torch.func.jvp(torch.func.grad(L), (w,), (v,))`` — one forward-mode
+  pass through the backward graph;
+- double-backward: g = ∇L(w) with ``create_graph=True``, then H·v = ∇(g·v) — reverse over
+  reverse.
+
+The GGN (Schraudolph 2002; Martens 2020) of L(w) = ℓ(f(w), y) is G = Jᵀ H_ℓ J, with J the
+Jacobian of the network output f and H_ℓ the Hessian of the loss in the output. G·v is a
+JVP (J v), an output-space HVP (H_ℓ J v) and a VJP (Jᵀ ·).
+
+BatchNorm: every product runs with the whole model in eval mode (dropout off), so the
+forward pass is a fixed function of the weights. ``bn_mode="eval"`` normalises with the
+running statistics; ``bn_mode="frozen-train"`` normalises with the statistics of the batch
+itself, measured once per batch by :func:`batch_norm_statistics` and then held constant
+(no derivative flows through the batch mean and variance).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vjp
+from torch.func import jvp as _torch_jvp
+
+__all__ = ["BN_MODES", "HVP_METHODS", "batch_norm_statistics", "ggn_vector_product",
+           "hessian_vector_product"]
+
+#: Supported HVP methods.
+HVP_METHODS = ("forward-over-reverse", "double-backward")
+#: Supported BatchNorm treatments.
+BN_MODES = ("eval", "frozen-train")
+
+_BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def jvp(*args, **kw):
+    """torch.func.jvp without the FutureWarning torch itself raises on first use.
+
+    Forward-mode AD loads its decompositions through ``torch.jit.script`` once per
+    process, which warns in torch ≥ 2.10 about its own deprecated API; nothing in the
+    caller can change that, and the warning would otherwise land in every chapter output.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated",
+                                category=FutureWarning)
+        return _torch_jvp(*args, **kw)
+
+
+def _scalar_loss(loss: torch.Tensor) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError("loss_fn must return a scalar (a mean over the batch, e.g. "
+                         f"reduction='mean'), got {shape}")
+    return loss
+
+
+def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor],
+                          x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Train-mode batch statistics of every BatchNorm layer for the batch ``x``.
+
+    Runs one train-mode forward pass without gradients, on copies of the buffers (the
+    model's own running statistics are not touched), and records each BatchNorm input's
+    per-channel mean and biased variance — exactly what train-mode BatchNorm normalises
+    with. The returned dict maps ``"<layer>.running_mean"``/``"<layer>.running_var"`` to
+    these statistics, so an eval-mode forward pass with them substituted reproduces the
+    train-mode output while treating the statistics as constants.
+
+    Parameters
+    ----------
+    model: the network. tensors: parameters and buffers by name (as for
+    ``torch.func.functional_call``). x: the input batch (at least 2 samples).
+    """
+    if x.shape[0] < 2:
+        raise ValueError("bn_mode='frozen-train' needs batches of at least 2 samples "
+                         f"(batch statistics of 1 sample are degenerate), got {x.shape[0]}")
+    stats: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    def recorder(name):
+        def hook(module, args):
+            inp = args[0]
+            dims = [d for d in range(inp.ndim) if d != 1]
+            stats[f"{name}.running_mean"] = inp.mean(dim=dims)
+            stats[f"{name}.running_var"] = inp.var(dim=dims, unbiased=False)
+        return hook
+
+    for name, m in model.named_modules():
+        if isinstance(m, _BN_TYPES):
+            hooks.append(m.register_forward_pre_hook(recorder(name)))
+    buffers = {k for k, _ in model.named_buffers()}
+    copies = {k: (v.clone() if k in buffers else v) for k, v in tensors.items()}
+    flags = {m: m.training for m in model.modules()}
+    try:
+        model.train()
+        with torch.no_grad():
+            functional_call(model, copies, (x,))
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, f in flags.items():
+            m.training = f
+    return stats
+
+
+def _split(v: torch.Tensor, names, shapes, numels) -> dict[str, torch.Tensor]:
+    return {n: t.view(s) for n, t, s in zip(names, torch.split(v, numels), shapes)}
+
+
+class BatchProducts:
+    """Curvature-vector products of one model/loss pair, shared by the operators.
+
+    Parameters
+    ----------
+    model, loss_fn: the network and a scalar (mean-reduced) loss ``loss_fn(output, y)``.
+    params: names of the parameters the curvature is taken in.
+    tensors: every parameter and buffer by name, already on the target device/dtype.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn, params: list[str],
+                 tensors: dict[str, torch.Tensor]):
+        self.model, self.loss_fn, self.names = model, loss_fn, params
+        self.tensors = tensors
+        self.shapes = [tensors[n].shape for n in params]
+        self.numels = [tensors[n].numel() for n in params]
+        self.primals = {n: tensors[n] for n in params}
+        self.fixed = {k: v for k, v in tensors.items() if k not in self.primals}
+
+    def _forward(self, p: dict[str, torch.Tensor], x, bn_stats):
+        fixed = self.fixed if not bn_stats else {**self.fixed, **bn_stats}
+        return functional_call(self.model, {**fixed, **p}, (x,))
+
+    def _loss(self, p, x, y, bn_stats):
+        return _scalar_loss(self.loss_fn(self._forward(p, x, bn_stats), y))
+
+    def flat(self, d: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([d[n].reshape(-1) for n in self.names])
+
+    def hvp(self, v: torch.Tensor, x, y, bn_stats, method: str) -> torch.Tensor:
+        """H_b·v for the mean loss of the batch (x, y); see the module docstring."""
+        vd = _split(v, self.names, self.shapes, self.numels)
+        if method == "forward-over-reverse":
+            def g(p):
+                return grad(lambda q: self._loss(q, x, y, bn_stats))(p)
+            _, hv = jvp(g, (self.primals,), (vd,))
+            return self.flat(hv)
+        leaves = {n: t.detach().requires_grad_(True) for n, t in self.primals.items()}
+        with torch.enable_grad():
+            loss = self._loss(leaves, x, y, bn_stats)
+            gs = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
+                                     allow_unused=True)
+            dot = sum((gi * vd[n]).sum() for n, gi in zip(leaves, gs) if gi is not None)
+            if not isinstance(dot, torch.Tensor) or not dot.requires_grad:
+                return torch.zeros_like(v)
+            hv = torch.autograd.grad(dot, list(leaves.values()), allow_unused=True)
+        return torch.cat([(h if h is not None else torch.zeros_like(leaves[n])).reshape(-1)
+                          for n, h in zip(leaves, hv)])
+
+    def ggnvp(self, v: torch.Tensor, x, y, bn_stats) -> torch.Tensor:
+        """G_b·v = Jᵀ H_ℓ J v for the mean loss of the batch (x, y)."""
+        vd = _split(v, self.names, self.shapes, self.numels)
+
+        def f(p):
+            return self._forward(p, x, bn_stats)
+
+        out, jv = jvp(f, (self.primals,), (vd,))
+        _, hjv = jvp(grad(lambda o: _scalar_loss(self.loss_fn(o, y))), (out.detach(),), (jv,))
+        _, pull = vjp(f, self.primals)
+        return self.flat(pull(hjv)[0])
+
+    def loss_and_grad(self, x, y, bn_stats):
+        """The batch loss and its flat gradient (for timing and sanity checks)."""
+        g, loss = torch.func.grad_and_value(lambda q: self._loss(q, x, y, bn_stats))(self.primals)
+        return loss, self.flat(g)
+
+
+def hessian_vector_product(model: nn.Module, loss_fn, x, y, v: torch.Tensor, *,
+                           method: str = "forward-over-reverse", bn_mode: str = "eval"):
+    """H·v of ``loss_fn(model(x), y)`` in all trainable parameters, flat (Pearlmutter 1994).
+
+    A one-batch convenience around :class:`rmtlr.curvature.HessianOperator`, which handles
+    parameter selection, several batches and model-state restoration.
+    """
+    from rmtlr.curvature.operators import HessianOperator
+    return HessianOperator(model, loss_fn, (x, y), method=method, bn_mode=bn_mode) @ v
+
+
+def ggn_vector_product(model: nn.Module, loss_fn, x, y, v: torch.Tensor, *,
+                       bn_mode: str = "eval"):
+    """G·v = Jᵀ H_ℓ J v of ``loss_fn(model(x), y)`` (Schraudolph 2002), flat."""
+    from rmtlr.curvature.operators import GGNOperator
+    return GGNOperator(model, loss_fn, (x, y), bn_mode=bn_mode) @ v

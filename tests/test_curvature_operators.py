@@ -1,0 +1,340 @@
+"""HessianOperator / GGNOperator against dense torch.func matrices (float64).
+
+Tolerance 1e-10 relative (Frobenius): both sides are exact derivatives of the same
+function computed in float64 by different routes, so they differ only by rounding,
+~1e-16·(depth of the graph); 1e-10 leaves room for accumulation without hiding a wrong term
+(a missing BatchNorm or weighting term changes the matrices at O(1)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, hessian, jacrev
+
+from rmtlr.curvature import (GGNOperator, HessianOperator, MatrixOperator,
+                             batch_norm_statistics)
+
+RTOL = 1e-10
+
+# torch.func.hessian (the dense reference) triggers a deprecation warning inside torch.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
+
+
+class TinyCNN(nn.Module):
+    """conv → BatchNorm → tanh → conv → BatchNorm → ReLU → linear; small enough to densify."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(3)
+        self.c2 = nn.Conv2d(3, 2, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2)
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.bn1(self.c1(x)))
+        h = torch.relu(self.bn2(self.c2(h)))
+        return self.fc(h.flatten(1))
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.ReLU(),
+                         nn.Dropout(0.5), nn.Linear(5, 3))
+
+
+def make_cnn(seed=0):
+    torch.manual_seed(seed)
+    m = TinyCNN().double()
+    with torch.no_grad():  # non-trivial running statistics so eval mode is a real test
+        for bn in (m.bn1, m.bn2):
+            bn.running_mean.uniform_(-0.3, 0.3)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    return m
+
+
+def cnn_data(n=7, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, 2, 4, 4, generator=g, dtype=torch.float64),
+            torch.randint(0, 3, (n,), generator=g))
+
+
+def mlp_data(n=9, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (n,), generator=g)
+
+
+def flat_params(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def unflatten(model, w):
+    out, i = {}, 0
+    for k, p in model.named_parameters():
+        out[k] = w[i:i + p.numel()].view_as(p)
+        i += p.numel()
+    return out
+
+
+def forward_eval(model, w, x):
+    """Reference eval-mode forward (running statistics, dropout off) via functional_call."""
+    flags = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        return functional_call(model, {**unflatten(model, w), **dict(model.named_buffers())}, (x,))
+    finally:
+        for m, f in flags.items():
+            m.training = f
+
+
+def forward_frozen_cnn(model, w, x):
+    """Reference frozen-train forward written out by hand: batch statistics of each BN
+    input computed from the same weights but detached (treated as constants)."""
+    p = unflatten(model, w)
+
+    def bn(h, name, eps):
+        mean = h.mean(dim=(0, 2, 3)).detach()
+        var = h.var(dim=(0, 2, 3), unbiased=False).detach()
+        hn = (h - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + eps)
+        return hn * p[f"{name}.weight"][None, :, None, None] + p[f"{name}.bias"][None, :, None, None]
+
+    h = torch.nn.functional.conv2d(x, p["c1.weight"], p["c1.bias"], padding=1)
+    h = torch.tanh(bn(h, "bn1", model.bn1.eps))
+    h = torch.nn.functional.conv2d(h, p["c2.weight"], None, padding=1)
+    h = torch.relu(bn(h, "bn2", model.bn2.eps))
+    return torch.nn.functional.linear(h.flatten(1), p["fc.weight"], p["fc.bias"])
+
+
+def dense_hessian(model, forward, x, y, loss=nn.CrossEntropyLoss()):
+    return hessian(lambda w: loss(forward(model, w, x), y))(flat_params(model))
+
+
+def dense_ggn(model, forward, x, y, loss=nn.CrossEntropyLoss()):
+    w = flat_params(model)
+    out = forward(model, w, x)
+    J = jacrev(lambda w: forward(model, w, x))(w).reshape(out.numel(), -1)
+    H_out = hessian(lambda o: loss(o, y))(out.detach()).reshape(out.numel(), out.numel())
+    return J.T @ H_out @ J
+
+
+def densify(op):
+    P = op.shape[0]
+    return torch.stack([op @ e for e in torch.eye(P, dtype=op.dtype)], dim=1)
+
+
+def rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
+def test_hvp_mlp_matches_dense_hessian(method):
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    H = dense_hessian(model, forward_eval, x, y)
+    assert rel(densify(HessianOperator(model, nn.CrossEntropyLoss(), (x, y), method=method)), H) < RTOL
+
+
+def test_ggn_mlp_matches_jacobian_ggn_and_is_psd():
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    G_ref = dense_ggn(model, forward_eval, x, y)
+    G = densify(GGNOperator(model, nn.CrossEntropyLoss(), (x, y)))
+    assert rel(G, G_ref) < RTOL
+    # Cross-entropy is convex in the logits, so G is PSD up to rounding (relative 1e-12).
+    assert torch.linalg.eigvalsh(G).min() > -1e-12 * torch.linalg.eigvalsh(G).max()
+
+
+@pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
+def test_hvp_cnn_batchnorm_eval_mode(method):
+    model = make_cnn()
+    x, y = cnn_data()
+    H = dense_hessian(model, forward_eval, x, y)
+    assert rel(densify(HessianOperator(model, nn.CrossEntropyLoss(), (x, y), method=method)), H) < RTOL
+
+
+@pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
+def test_hvp_cnn_batchnorm_frozen_train_mode(method):
+    model = make_cnn()
+    x, y = cnn_data()
+    H = dense_hessian(model, forward_frozen_cnn, x, y)
+    op = HessianOperator(model, nn.CrossEntropyLoss(), (x, y), method=method, bn_mode="frozen-train")
+    assert rel(densify(op), H) < RTOL
+    # The frozen and eval Hessians genuinely differ here (different normalisations).
+    assert rel(dense_hessian(model, forward_eval, x, y), H) > 1e-3
+
+
+@pytest.mark.parametrize("bn_mode, forward", [("eval", forward_eval),
+                                              ("frozen-train", forward_frozen_cnn)])
+def test_ggn_cnn_batchnorm(bn_mode, forward):
+    model = make_cnn()
+    x, y = cnn_data()
+    op = GGNOperator(model, nn.CrossEntropyLoss(), (x, y), bn_mode=bn_mode)
+    assert rel(densify(op), dense_ggn(model, forward, x, y)) < RTOL
+
+
+def test_batch_norm_statistics_are_train_mode_statistics():
+    model = make_cnn()
+    x, _ = cnn_data()
+    tensors = {**{k: p.detach() for k, p in model.named_parameters()},
+               **dict(model.named_buffers())}
+    stats = batch_norm_statistics(model, tensors, x)
+    h = model.c1(x)
+    assert torch.allclose(stats["bn1.running_mean"], h.mean(dim=(0, 2, 3)), rtol=1e-12)
+    assert torch.allclose(stats["bn1.running_var"], h.var(dim=(0, 2, 3), unbiased=False), rtol=1e-12)
+
+
+def test_full_data_operator_weights_uneven_batches_by_size():
+    model = make_cnn()
+    x, y = cnn_data(n=12)
+    loss = nn.CrossEntropyLoss()
+    H_full = dense_hessian(model, forward_eval, x, y)  # mean over all 12 samples
+    batches = [(x[:5], y[:5]), (x[5:10], y[5:10]), (x[10:], y[10:])]
+    assert rel(densify(HessianOperator(model, loss, batches)), H_full) < RTOL
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=5)
+    assert rel(densify(HessianOperator(model, loss, loader)), H_full) < RTOL
+    G_full = dense_ggn(model, forward_eval, x, y)
+    assert rel(densify(GGNOperator(model, loss, batches)), G_full) < RTOL
+    # Equal weighting of the three batch Hessians (the bias this rule avoids) is wrong.
+    equal = sum(dense_hessian(model, forward_eval, xb, yb) for xb, yb in batches) / 3
+    assert rel(equal, H_full) > 1e-3
+
+
+def test_difference_and_scalar_combinations():
+    model = make_cnn()
+    x, y = cnn_data(n=12)
+    loss = nn.CrossEntropyLoss()
+    full = HessianOperator(model, loss, (x, y))
+    batch = HessianOperator(model, loss, (x[:4], y[:4]))
+    eps = batch - full
+    ref = dense_hessian(model, forward_eval, x[:4], y[:4]) - dense_hessian(model, forward_eval, x, y)
+    assert rel(densify(eps), ref) < RTOL
+    assert rel(densify(2.5 * full + (-full)), 1.5 * densify(full)) < RTOL
+    with pytest.raises(ValueError, match="share shape"):
+        full + MatrixOperator(torch.eye(3, dtype=torch.float64))
+
+
+def test_to_scipy_and_numpy_vectors():
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    op = HessianOperator(model, nn.CrossEntropyLoss(), (x, y))
+    v = np.random.default_rng(0).standard_normal(op.shape[0])
+    ref = (op @ torch.from_numpy(v)).numpy()
+    lin = op.to_scipy()
+    assert lin.shape == op.shape and lin.dtype == np.float64
+    np.testing.assert_allclose(lin @ v, ref, rtol=1e-13)
+    np.testing.assert_allclose(lin.matvec(v[:, None]).ravel(), ref, rtol=1e-13)
+    np.testing.assert_allclose(op.matvec(v), ref, rtol=1e-13)
+
+
+def test_params_selection_gives_the_sub_block():
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    H = dense_hessian(model, forward_eval, x, y)
+    last = [model[5].weight, model[5].bias]
+    op = HessianOperator(model, nn.CrossEntropyLoss(), (x, y), params=last)
+    k = sum(p.numel() for p in last)
+    assert op.shape == (k, k)
+    assert rel(densify(op), H[-k:, -k:]) < RTOL
+    by_name = HessianOperator(model, nn.CrossEntropyLoss(), (x, y), params=["5.weight", "5.bias"])
+    assert rel(densify(by_name), H[-k:, -k:]) < RTOL
+
+
+def test_float32_operator_of_a_float64_model_and_auto_method():
+    model = make_cnn()
+    x, y = cnn_data()
+    H = dense_hessian(model, forward_eval, x, y)
+    op = HessianOperator(model, nn.CrossEntropyLoss(), (x, y), dtype=torch.float32)
+    assert op.dtype == torch.float32 and op.method == "auto"
+    # float32 rounding: ~1e-7 per operation through a few layers → 1e-4 is generous but
+    # still 4 orders below an O(1) error.
+    assert rel(densify(op).double(), H) < 1e-4
+    assert op.method in ("forward-over-reverse", "double-backward")
+
+
+def test_model_state_unchanged_after_every_public_call():
+    from rmtlr.curvature import hessian_variance, hutchinson_trace, lanczos, slq_density, top_eigenpairs
+
+    model = make_cnn()
+    x, y = cnn_data(n=8)
+    model.train()
+    model.bn2.eval()  # a mixed state must survive too
+    model(x.requires_grad_(False)).sum().backward()
+    x = x.detach()
+    before_flags = {n: m.training for n, m in model.named_modules()}
+    before_buf = {k: b.clone() for k, b in model.named_buffers()}
+    before_grad = {k: p.grad.clone() for k, p in model.named_parameters()}
+    before_par = {k: p.detach().clone() for k, p in model.named_parameters()}
+    loss = nn.CrossEntropyLoss()
+    ops = [HessianOperator(model, loss, (x, y), method=m, bn_mode=b)
+           for m in ("forward-over-reverse", "double-backward") for b in ("eval", "frozen-train")]
+    ops += [GGNOperator(model, loss, [(x[:5], y[:5]), (x[5:], y[5:])], bn_mode="frozen-train")]
+    v = torch.randn(ops[0].shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    calls = [lambda op=op: op @ v for op in ops]
+    calls += [lambda: ops[0].gradient(), lambda: lanczos(ops[1], 5, seed=0),
+              lambda: top_eigenpairs(ops[2], 2, steps=6), lambda: slq_density(ops[3], 4, 2),
+              lambda: hutchinson_trace(ops[4], 2), lambda: hessian_variance(ops[0], 2),
+              lambda: hessian_variance(ops[4], 2, per_sample=False)]
+    for call in calls:
+        call()
+        assert {n: m.training for n, m in model.named_modules()} == before_flags
+        for k, b in model.named_buffers():
+            assert torch.equal(b, before_buf[k]), k
+        for k, p in model.named_parameters():
+            assert torch.equal(p.grad, before_grad[k]), k
+            assert torch.equal(p.detach(), before_par[k]), k
+
+
+def test_bad_input_raises_clear_errors():
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    loss = nn.CrossEntropyLoss()
+    op = HessianOperator(model, loss, (x, y))
+    P = op.shape[0]
+    with pytest.raises(ValueError, match="shape"):
+        op @ torch.zeros(P + 1, dtype=torch.float64)
+    with pytest.raises(TypeError, match="dtype"):
+        op @ torch.zeros(P, dtype=torch.float32)
+    with pytest.raises(ValueError, match="device"):
+        op @ torch.zeros(P, dtype=torch.float64, device="meta")
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        op @ [0.0] * P
+    bad = torch.zeros(P, dtype=torch.float64)
+    bad[3] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        op @ bad
+    with pytest.raises(ValueError, match="empty"):
+        HessianOperator(model, loss, [(x[:0], y[:0])])
+    with pytest.raises(ValueError, match="scalar"):
+        HessianOperator(model, nn.CrossEntropyLoss(reduction="none"), (x, y)) @ bad.nan_to_num()
+    frozen = mlp().double().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        HessianOperator(frozen, loss, (x, y))
+    with pytest.raises(ValueError, match="bn_mode"):
+        HessianOperator(model, loss, (x, y), bn_mode="train")
+    with pytest.raises(ValueError, match="method"):
+        HessianOperator(model, loss, (x, y), method="finite-differences")
+    with pytest.raises(TypeError, match="data"):
+        HessianOperator(model, loss, 3)
+    with pytest.raises(ValueError, match="params"):
+        HessianOperator(model, loss, (x, y), params=["nope"])
+    nan_model = mlp().double()
+    with torch.no_grad():
+        nan_model[0].weight[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        HessianOperator(nan_model, loss, (x, y))
+    x_inf = x.clone()
+    x_inf[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="not finite"):
+        HessianOperator(model, loss, (x_inf, y)) @ torch.ones(P, dtype=torch.float64)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        HessianOperator(make_cnn(), loss, cnn_data(n=1), bn_mode="frozen-train") @ torch.zeros(
+            HessianOperator(make_cnn(), loss, cnn_data(n=1)).shape[0], dtype=torch.float64)
