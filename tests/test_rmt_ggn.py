@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from rmtlr.rmt.ensembles import haar_orthonormal
 from rmtlr.rmt.ggn import (
     batch_ggn_model,
-    bbp_threshold,
     ggn_batch_edge,
     ggn_batch_outlier,
     ggn_batch_overlap,
@@ -25,6 +24,7 @@ from rmtlr.rmt.ggn import (
     per_sample_ggn_vectors,
     spiked_wishart_outlier,
     spiked_wishart_overlap,
+    wishart_bbp_threshold,
 )
 
 
@@ -51,7 +51,7 @@ def test_spiked_wishart_reference_numbers():
     assert spiked_wishart_outlier(4.0, 2.0) == pytest.approx(20 / 3)
     assert spiked_wishart_overlap(3.0, 0.5) == pytest.approx(0.70)
     assert spiked_wishart_overlap(5.0, 0.5) == pytest.approx(0.8611, abs=1e-4)
-    assert bbp_threshold(0.25) == pytest.approx(1.5)
+    assert wishart_bbp_threshold(0.25) == pytest.approx(1.5)
     # below threshold: the MP edge and zero overlap; scaling by σ² is homogeneous
     assert spiked_wishart_outlier(1.5, 0.5) == pytest.approx((1 + np.sqrt(0.5)) ** 2)
     assert spiked_wishart_overlap(1.5, 0.5) == 0.0
@@ -74,7 +74,7 @@ def test_spiked_wishart_vs_simulation(gamma, ells):
 def test_bbp_threshold_below_and_above():
     p, gamma = 600, 1.0
     n = int(p / gamma)
-    thr = bbp_threshold(gamma)  # 2; the critical window is ~ n^(-1/3) ≈ 0.12
+    thr = wishart_bbp_threshold(gamma)  # 2; the critical window is ~ n^(-1/3) ≈ 0.12
     edge = (1 + np.sqrt(gamma)) ** 2
     tw = _johnstone_scale(p, n)
     for ell, separated in ((thr - 0.6, False), (thr + 1.0, True)):

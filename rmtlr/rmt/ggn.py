@@ -45,7 +45,6 @@ from rmtlr.rmt.ensembles import as_generator
 
 __all__ = [
     "batch_ggn_model",
-    "bbp_threshold",
     "ggn_batch_edge",
     "ggn_batch_outlier",
     "ggn_batch_overlap",
@@ -54,6 +53,7 @@ __all__ = [
     "per_sample_ggn_vectors",
     "spiked_wishart_outlier",
     "spiked_wishart_overlap",
+    "wishart_bbp_threshold",
 ]
 
 
@@ -71,7 +71,7 @@ def _finite(name: str, value) -> np.ndarray:
     return arr
 
 
-def bbp_threshold(gamma, sigma2=1.0):
+def wishart_bbp_threshold(gamma, sigma2=1.0):
     r"""BBP threshold of the spiked covariance model: ℓ_c = σ²(1 + √γ).
 
     A population eigenvalue above it separates from the Marchenko–Pastur bulk of the
