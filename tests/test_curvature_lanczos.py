@@ -1,0 +1,244 @@
+"""Lanczos, SLQ, Hutchinson and the Hessian variance against dense references (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+import torch
+from torch import nn
+
+from rmtlr.curvature import (HessianOperator, MatrixOperator, hessian_variance, hutchinson_trace,
+                             lanczos, slq_density, top_eigenpairs)
+from rmtlr.rmt.batch import effective_batch_size
+from rmtlr.rmt.batch import hessian_variance as dense_hessian_variance
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
+
+
+def matrix_with_spectrum(eigs, seed=0):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((len(eigs), len(eigs))))
+    return torch.from_numpy((Q * np.asarray(eigs, dtype=float)) @ Q.T)
+
+
+def spiked(P=200, seed=0):
+    rng = np.random.default_rng(seed)
+    eigs = np.concatenate([[10.0, 7.0, 5.0, -4.0, -3.0], rng.uniform(1.0, 2.0, P - 5)])
+    return matrix_with_spectrum(eigs, seed), np.sort(eigs)
+
+
+def start_vector(P, seed):
+    """The start vector lanczos(seed=s) draws (documented: CPU Gaussian from seed)."""
+    z = torch.randn(P, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return z / z.norm()
+
+
+def test_lanczos_full_run_reproduces_every_eigenvalue():
+    A, eigs = spiked()
+    res = lanczos(MatrixOperator(A), 200, seed=3)
+    # m = P steps with full re-orthogonalisation tridiagonalise A exactly up to rounding
+    # (~1e-15·‖A‖); eigenvalues here are ≥ 1 in modulus, so 1e-8 relative is loose.
+    np.testing.assert_allclose(res.ritz_values, eigs, rtol=1e-8)
+    assert res.restarts == 0 and abs(res.ritz_weights.sum() - 1) < 1e-12
+
+
+def test_lanczos_extremes_converge_early_and_ritz_vectors_are_eigenvectors():
+    A, eigs = spiked()
+    res = lanczos(MatrixOperator(A), 60, seed=1, return_vectors=True)
+    # Kaniel–Paige: isolated extremes converge geometrically in the gap ratio; with gaps
+    # ≥ 1 against a spectral width of 14, 60 steps reach machine precision.
+    np.testing.assert_allclose(res.ritz_values[-3:], eigs[-3:], rtol=1e-8)
+    np.testing.assert_allclose(res.ritz_values[:2], eigs[:2], rtol=1e-8)
+    y = res.ritz_vectors[:, -1]
+    assert float((A @ y - res.ritz_values[-1] * y).norm()) < 1e-8
+    assert abs(float(y.norm()) - 1) < 1e-10
+    vals, vecs = top_eigenpairs(MatrixOperator(A), k=3, steps=60, seed=1)
+    np.testing.assert_allclose(vals, eigs[::-1][:3], rtol=1e-8)
+    assert vecs.shape == (200, 3)
+    low, _ = top_eigenpairs(A, k=2, steps=60, which="smallest")
+    np.testing.assert_allclose(low, eigs[:2], rtol=1e-8)
+
+
+def test_lanczos_restarts_after_breakdown():
+    # Three distinct eigenvalues: the Krylov space of any start vector has dimension 3,
+    # so β_3 = 0 and the run must continue in the orthogonal complement.
+    eigs = np.repeat([3.0, 1.0, -2.0], 10)
+    A = matrix_with_spectrum(eigs, seed=5)
+    res = lanczos(MatrixOperator(A), 30, seed=0)
+    assert res.restarts >= 1
+    np.testing.assert_allclose(res.ritz_values, np.sort(eigs), rtol=1e-8, atol=1e-8)
+    # The quadrature of the start vector only sees its own invariant subspace; it is still
+    # exact: Σ τ θ^k = q₁ᵀ A^k q₁.
+    q = start_vector(30, 0)
+    for k in range(1, 5):
+        exact = float(q @ torch.linalg.matrix_power(A, k) @ q)
+        assert abs(np.sum(res.ritz_weights * res.ritz_values ** k) - exact) < 1e-10 * 3.0 ** k
+
+
+def small_net_operator():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (40,), generator=g)
+    return HessianOperator(model, nn.CrossEntropyLoss(), (x, y))
+
+
+def test_lanczos_on_network_hessian_matches_eigh_and_scipy_eigsh():
+    op = small_net_operator()
+    P = op.shape[0]
+    H = torch.stack([op @ e for e in torch.eye(P, dtype=torch.float64)], dim=1)
+    eigs = np.linalg.eigvalsh(H.numpy())
+    res = lanczos(op, P, seed=0)
+    top = eigs[-3:]
+    np.testing.assert_allclose(res.ritz_values[-3:], top, rtol=1e-8)
+    np.testing.assert_allclose(res.ritz_values[:3], eigs[:3], rtol=1e-8)
+    ref = np.sort(spla.eigsh(op.to_scipy(), k=3, which="LA", tol=1e-12,
+                             v0=np.ones(P))[0])
+    np.testing.assert_allclose(res.ritz_values[-3:], ref, rtol=1e-8)
+
+
+def test_slq_quadrature_is_exact_for_low_degree_moments():
+    A, _ = spiked(P=200, seed=2)
+    dens = slq_density(MatrixOperator(A), num_iters=20, num_vectors=8, seed=10)
+    for k in range(1, 6):  # Gauss quadrature with m = 20 nodes is exact up to degree 39
+        exact = np.mean([float(start_vector(200, 10 + v) @ torch.linalg.matrix_power(A, k)
+                               @ start_vector(200, 10 + v)) for v in range(8)])
+        assert abs(dens.moment(k) - exact) < 1e-10 * 10.0 ** k
+
+
+def test_slq_moments_match_traces_of_powers_within_monte_carlo_error():
+    A, _ = spiked(P=200, seed=2)
+    P, n_v = 200, 30
+    dens = slq_density(MatrixOperator(A), num_iters=20, num_vectors=n_v, seed=0)
+    for k in (1, 2, 3, 4):
+        M = torch.linalg.matrix_power(A, k).numpy()
+        mean = np.trace(M) / P
+        # q uniform on the sphere: Var[qᵀMq] = 2/(P+2)·(tr(M²)/P − (tr M/P)²); 5 sd of
+        # the mean of n_v draws.
+        var = 2.0 / (P + 2) * (np.trace(M @ M) / P - mean**2)
+        assert abs(dens.moment(k) - mean) < 5 * np.sqrt(var / n_v), k
+
+
+def test_slq_density_edge_zero_mass_and_normalisation():
+    P = 2000
+    rng = np.random.default_rng(4)
+    bulk = np.concatenate([np.zeros(P // 2), rng.uniform(1.0, 2.0, P // 2)])
+    A = matrix_with_spectrum(bulk, seed=4)
+    dens = slq_density(MatrixOperator(A), num_iters=30, num_vectors=4, seed=0, zero_tol=1e-6)
+    # ∫ρ = Σ weights = 1 up to the Gaussian tails beyond ±5σ of the grid (< 1e-6) and the
+    # trapezoid error on 1000 points.
+    assert abs(np.trapezoid(dens.density, dens.grid) - 1) < 1e-3
+    # Null space: weight of q on it ~ Beta(P/4, P/4) with mean 1/2 and sd ≈ 1/sqrt(2P)=0.016
+    # per vector; 5 sd of a mean of 4.
+    assert abs(dens.zero_mass - 0.5) < 5 * 0.016 / 2
+    # No outliers: the heavy Ritz values reach the edge of the bulk at 2. Gauss nodes
+    # near a square-root-free (uniform) edge sit within O(1/m²)·width of it.
+    assert 1.9 < dens.bulk_edge <= 2.0 + 1e-8
+    assert abs(dens.bulk_edge_lower) < 1e-8
+    assert dens.outliers().size == 0
+
+
+def test_hutchinson_trace_within_its_standard_error():
+    A, _ = spiked(P=200, seed=6)
+    n = 400
+    est = hutchinson_trace(MatrixOperator(A), n, seed=1)
+    Anp = A.numpy()
+    # Rademacher probes: Var = 2(‖A‖_F² − Σ A_ii²)/n exactly; 5 sd.
+    sd = np.sqrt(2 * (np.sum(Anp**2) - np.sum(np.diag(Anp) ** 2)) / n)
+    assert abs(est.trace - np.trace(Anp)) < 5 * sd
+    assert 0.5 * sd < est.stderr < 2 * sd  # the reported error estimates the true one
+
+
+class Quadratic(nn.Module):
+    """ℓ_i(w) = ½ wᵀ X_i w: the per-sample Hessian of sample i is exactly X_i."""
+
+    def __init__(self, P):
+        super().__init__()
+        self.w = nn.Parameter(torch.linspace(-1, 1, P, dtype=torch.float64))
+
+    def forward(self, X):
+        return 0.5 * torch.einsum("p,npq,q->n", self.w, X, self.w)
+
+
+def known_per_sample(N=40, P=12, seed=7):
+    g = torch.Generator().manual_seed(seed)
+    G = torch.randn(N, P, P, generator=g, dtype=torch.float64)
+    base = torch.randn(P, P, generator=g, dtype=torch.float64)
+    return (G + G.transpose(1, 2)) / 2 + (base + base.T)
+
+
+def test_hessian_variance_per_sample_matches_known_matrices():
+    N, P, n_z = 40, 12, 400
+    X = known_per_sample(N, P)
+    op = HessianOperator(Quadratic(P), lambda out, y: out.mean(), (X, torch.zeros(N)))
+    res = hessian_variance(op, n_z, per_sample=True, seed=3)
+    D = X - X.mean(0)
+    Q = torch.einsum("nij,njk->ik", D, D) / N  # mean_i (H_i − H)²
+    g = torch.Generator().manual_seed(3)
+    zs = []
+    for _ in range(n_z):
+        z = torch.randn(P, generator=g, dtype=torch.float64)
+        zs.append(z / z.norm())
+    exact = np.mean([float(z @ Q @ z) for z in zs])
+    assert abs(res.sigma2 - exact) < 1e-10 * exact  # Algorithm 1 on the same z, exactly
+    # σ² → tr(Q)/P; sphere variance 2/(P+2)·(tr(Q²)/P − (tr Q/P)²), 5 sd of the mean.
+    Qn = Q.numpy()
+    mean = np.trace(Qn) / P
+    sd = np.sqrt(2 / (P + 2) * (np.trace(Qn @ Qn) / P - mean**2) / n_z)
+    assert abs(res.sigma2 - mean) < 5 * sd
+    # Mapping to Theorem 4's σ_ε (per-entry variance, ddof=1): σ_ε² = σ²·𝔟(1, N)/P.
+    target = dense_hessian_variance(X.numpy(), ddof=1)
+    assert abs(res.sigma_eps**2 - target) < 5 * sd * effective_batch_size(1, N) / P
+    assert res.num_units == N and res.unit_size == 1.0 and 0 < res.stderr < 5 * sd
+
+
+def test_hessian_variance_per_minibatch_and_partition_mapping():
+    N, P, b = 40, 12, 8
+    X = known_per_sample(N, P)
+    batches = [(X[i:i + b], torch.zeros(b)) for i in range(0, N, b)]
+    op = HessianOperator(Quadratic(P), lambda out, y: out.mean(), batches)
+    res = hessian_variance(op, 50, per_sample=False, seed=0)
+    Hb = torch.stack([X[i:i + b].mean(0) for i in range(0, N, b)])
+    D = Hb - X.mean(0)
+    Q = torch.einsum("nij,njk->ik", D, D) / Hb.shape[0]
+    g = torch.Generator().manual_seed(0)
+    zs = [z / z.norm() for z in (torch.randn(P, generator=g, dtype=torch.float64) for _ in range(50))]
+    assert abs(res.sigma2 - np.mean([float(z @ Q @ z) for z in zs])) < 1e-10 * res.sigma2
+    assert res.unit_size == b and res.num_units == N // b
+    # The mapping σ_ε² = E‖H_u − H‖_F²·𝔟(b, N)/P² over random partitions (Eq. 6): check
+    # by Monte Carlo over 2000 partitions with the dense matrices; the spread of
+    # ‖H_u − H‖_F² across partitions gives a 5-sd band.
+    rng = np.random.default_rng(0)
+    Xn = X.numpy()
+    vals = []
+    for _ in range(2000):
+        idx = rng.permutation(N)[:b]
+        vals.append(np.sum((Xn[idx].mean(0) - Xn.mean(0)) ** 2))
+    vals = np.asarray(vals) * effective_batch_size(b, N) / P**2
+    target = dense_hessian_variance(Xn, ddof=1)
+    assert abs(vals.mean() - target) < 5 * vals.std() / np.sqrt(len(vals))
+
+
+def test_density_and_lanczos_bad_input():
+    A, _ = spiked(P=20)
+    op = MatrixOperator(A)
+    with pytest.raises(ValueError, match="num_iters"):
+        lanczos(op, 0)
+    with pytest.raises(ValueError, match="num_iters"):
+        lanczos(op, 21)
+    with pytest.raises(ValueError, match="non-zero"):
+        lanczos(op, 3, v0=torch.zeros(20, dtype=torch.float64))
+    with pytest.raises(ValueError, match="k must"):
+        top_eigenpairs(op, 0)
+    with pytest.raises(ValueError, match="num_vectors"):
+        slq_density(op, 5, 0)
+    with pytest.raises(ValueError, match="sigma"):
+        slq_density(op, 5, 1, sigma=-1.0)
+    with pytest.raises(ValueError, match="num_vectors"):
+        hutchinson_trace(op, 1)
+    with pytest.raises(TypeError, match="HessianOperator"):
+        hessian_variance(op, 4)
+    with pytest.raises(TypeError, match="op must be"):
+        lanczos("matrix", 3)
