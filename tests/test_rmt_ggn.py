@@ -135,6 +135,13 @@ def test_ggn_batch_outlier_without_replacement(finite_data_set, B):
         assert np.allclose(w[-2:], sorted(ELLS)) and np.allclose(w[:-2], 1.0)
 
 
+def test_ggn_batch_edge_atom_when_left_out_samples_cannot_span(finite_data_set):
+    G, V, X, N = finite_data_set
+    B = N - P_G // 2  # N − B < P: bulk directions untouched by the left-out samples stay at N/B
+    w = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=31))
+    assert w[-3] == pytest.approx(ggn_batch_edge(P_G, B, N, 1.0), rel=1e-9)
+
+
 @pytest.mark.parametrize("B", [2000, 10000])
 def test_ggn_batch_edge_is_wachter_with_effective_batch_size(finite_data_set, B):
     G, _, X, N = finite_data_set
@@ -195,6 +202,22 @@ def test_bad_inputs_raise():
         batch_ggn_model(5, G_full=-np.eye(3))
     with pytest.raises(ValueError, match="N"):
         per_sample_ggn_vectors(np.eye(5), 3)
+    with pytest.raises(ValueError, match="P must be <= N"):
+        ggn_batch_edge(100, 10, 50, 1.0)
+    with pytest.raises(ValueError, match="sigma2"):
+        ggn_batch_edge(10, 10, 50, 0.0)
+
+
+def test_edges_and_limits_by_hand():
+    # B = N: no noise, the edge is the bulk level and outliers stay put
+    assert ggn_batch_edge(100, 1000, 1000, 2.0) == pytest.approx(2.0)
+    assert ggn_batch_edge(100, 950, 1000, 1.0) == pytest.approx(1000 / 950)  # atom: N − B < P
+    assert ggn_batch_edge(100, 500, 1000, 1.0) == pytest.approx((np.sqrt(0.9) + np.sqrt(0.1)) ** 2)
+    assert ggn_batch_edge(100, 50, np.inf, 1.0, finite_N=False) == pytest.approx((1 + np.sqrt(2)) ** 2)
+    assert ggn_batch_outlier(5.0, 100, 1000, 1000, 1.0) == pytest.approx(5.0)
+    assert ggn_batch_overlap(5.0, 100, 1000, 1000, 1.0) == pytest.approx(1.0)
+    # the additive reading's threshold is σ²(1 + γ + √γ): below it, the MP edge
+    assert ggn_outlier_additive_noise(3.0, 100, 50, np.inf, 1.0) == pytest.approx((1 + np.sqrt(2)) ** 2)
 
 
 # --- properties -----------------------------------------------------------------------------

@@ -130,15 +130,18 @@ def ggn_ratio(P, B, N):
 
 
 def ggn_batch_edge(P, B, N, sigma2, finite_N=True):
-    r"""Upper edge of the batch-GGN bulk when the full GGN is σ²·I on the bulk directions.
+    r"""Top of the batch-GGN bulk when the full GGN is σ²·I on the bulk directions.
 
-    A batch of B of the N vectors g_i with (1/N) Σ g_i g_iᵀ = σ²I is a Jacobi (MANOVA)
-    matrix; its limiting spectrum is Wachter's (1980) law, with upper edge
+    A batch of B of the N vectors g_i with (1/N) Σ g_i g_iᵀ = σ²I is σ²(N/B)·Q_B Q_Bᵀ with
+    Q_B the B columns of a P×N matrix with orthonormal rows: a Jacobi (MANOVA) matrix. Its
+    continuous part follows Wachter's (1980) law, with upper edge
 
     .. math:: σ^2\Big(\sqrt{1 - P/N} + \sqrt{P/𝔟}\Big)^2, \qquad 1/𝔟 = 1/B - 1/N,
 
-    (valid for P ≤ N). The effective batch size appears exactly. With ``finite_N=False``
-    the Marchenko–Pastur edge σ²(1 + √(P/𝔟))² of the γ = P/𝔟 sample-covariance model is
+    so the effective batch size appears exactly. When the left-out samples cannot span the
+    space (N − B < P), Q_B Q_Bᵀ also has an eigenvalue 1 of multiplicity P − (N − B), and the
+    top of the bulk is σ²N/B (σ² at B = N). Requires P ≤ N. With ``finite_N=False`` the
+    Marchenko–Pastur edge σ²(1 + √(P/𝔟))² of the γ = P/𝔟 sample-covariance model is
     returned; the two agree when P ≪ N, and for N = ∞ both are σ²(1 + √(P/B))².
     """
     gamma = np.asarray(ggn_ratio(P, B, N), dtype=float)
@@ -146,10 +149,14 @@ def ggn_batch_edge(P, B, N, sigma2, finite_N=True):
     if not finite_N:
         return _out(sigma2 * (1.0 + np.sqrt(gamma)) ** 2)
     P = np.asarray(P, dtype=float)
+    B = np.asarray(B, dtype=float)
     N = np.asarray(N, dtype=float)
     if np.any(P > N):
         raise ValueError(f"P must be <= N for the Wachter edge, got P={P!r} > N={N!r}")
-    return _out(sigma2 * (np.sqrt(1.0 - P / N) + np.sqrt(gamma)) ** 2)
+    wachter = (np.sqrt(1.0 - P / N) + np.sqrt(gamma)) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        atom = np.where(N - B < P, N / B, 0.0)
+    return _out(sigma2 * np.maximum(wachter, atom))
 
 
 def _check_full_ggn_eig(lam, sigma2):
