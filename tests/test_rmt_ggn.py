@@ -213,11 +213,12 @@ def test_edges_and_limits_by_hand():
     assert ggn_batch_edge(100, 1000, 1000, 2.0) == pytest.approx(2.0)
     assert ggn_batch_edge(100, 950, 1000, 1.0) == pytest.approx(1000 / 950)  # atom: N − B < P
     assert ggn_batch_edge(100, 500, 1000, 1.0) == pytest.approx((np.sqrt(0.9) + np.sqrt(0.1)) ** 2)
-    assert ggn_batch_edge(100, 50, np.inf, 1.0, finite_N=False) == pytest.approx((1 + np.sqrt(2)) ** 2)
+    mp_edge = (1 + np.sqrt(2)) ** 2  # γ = 100/50
+    assert ggn_batch_edge(100, 50, np.inf, 1.0, finite_N=False) == pytest.approx(mp_edge)
     assert ggn_batch_outlier(5.0, 100, 1000, 1000, 1.0) == pytest.approx(5.0)
     assert ggn_batch_overlap(5.0, 100, 1000, 1000, 1.0) == pytest.approx(1.0)
     # the additive reading's threshold is σ²(1 + γ + √γ): below it, the MP edge
-    assert ggn_outlier_additive_noise(3.0, 100, 50, np.inf, 1.0) == pytest.approx((1 + np.sqrt(2)) ** 2)
+    assert ggn_outlier_additive_noise(3.0, 100, 50, np.inf, 1.0) == pytest.approx(mp_edge)
 
 
 # --- properties -----------------------------------------------------------------------------
