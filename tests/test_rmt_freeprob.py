@@ -1,0 +1,329 @@
+"""Free convolution and the vector Dyson equation against closed forms and simulation.
+
+Tolerances (RMT_NOTES §7.2):
+- Solver vs closed form: numerical only, < 1e-6 pointwise away from the edges (the Cauchy
+  smoothing at the default η ≈ 1e-8 is O(η) in the bulk but O(√η) within ~η of an edge).
+- Eigenvalue CDF of one N×N draw vs the limiting CDF: eigenvalues are rigid, so the
+  Kolmogorov distance is ~3–4/N (measured N·KS ≤ 4.1 over 30 GOE draws), not the i.i.d.
+  1/√N; we allow 10/N.
+- Top edge: λ_max − E ≈ γN^(−2/3)·TW₁ with γ = c^(−2/3) for a square-root edge
+  ρ(x) ≈ (c/π)√(E − x) (edge universality, Alt–Erdős–Krüger–Schröder 2020); TW₁ has mean
+  −1.21 and sd 1.27, so we allow the mean ± 5 sd.
+- Outliers: sd √(2σ²(1 − σ²/θ²)/N) for Wigner noise; with a profile we use σ² = the
+  largest row sum as an upper bound, and 5 sd/√k for the mean of k draws. Overlaps: sd
+  ≈ 0.5/√N, so 5 × 0.5/√(kN).
+"""
+
+import numpy as np
+import pytest
+from scipy.integrate import cumulative_trapezoid
+
+from rmtlr.rmt.ensembles import block_profile, haar_orthonormal, variance_profile_matrix, wigner
+from rmtlr.rmt.freeprob import (
+    dyson_density,
+    dyson_edge,
+    dyson_stieltjes,
+    free_convolution_density,
+    free_convolution_stieltjes,
+    mean_variance,
+    profile_outlier,
+)
+from rmtlr.rmt.laws import TW1_MEAN, TW1_SD, semicircle_pdf, semicircle_stieltjes
+
+TWO_BLOCK = np.array([[1.0, 0.2], [0.2, 3.0]])
+HALVES = [0.5, 0.5]
+
+
+def _smooth_profile(n):
+    """S_ij = f(i/n, j/n) with f(x, y) = 0.5 + (x + y)²: rows sums vary from 0.83 to 3.8."""
+    u = (np.arange(n) + 0.5) / n
+    return 0.5 + (u[:, None] + u[None, :]) ** 2
+
+
+def _ks_to_density(eigs, x, rho):
+    """Kolmogorov distance between the ESD and the CDF of a density tabulated on x."""
+    cdf = cumulative_trapezoid(rho, x, initial=0.0)
+    cdf /= cdf[-1]
+    F = np.interp(np.sort(eigs), x, cdf)
+    i = np.arange(1, eigs.size + 1) / eigs.size
+    return max(np.abs(i - F).max(), np.abs(i - 1 / eigs.size - F).max())
+
+
+def _edge_scale(S, fractions, edge):
+    """γ = c^(−2/3) from ρ(E − d) ≈ (c/π)√d at d = 1e-5·E."""
+    d = 1e-5 * edge
+    c = np.pi * dyson_density(S, [edge - d], fractions)[0] / np.sqrt(d)
+    return c ** (-2 / 3)
+
+
+# --- vector Dyson equation: closed forms -------------------------------------------------------
+
+
+@pytest.mark.parametrize("sigma2", [0.5, 1.0, 2.0])
+def test_constant_profile_is_semicircle(sigma2):
+    sigma = np.sqrt(sigma2)
+    x = np.linspace(-3 * sigma, 3 * sigma, 1201)
+    away = np.abs(np.abs(x) - 2 * sigma) > 0.02 * sigma
+    # 1×1 block, and an n×n constant profile (which goes through the low-rank path).
+    for S, fr in [(np.full((1, 1), sigma2), None), (np.full((300, 300), sigma2), None)]:
+        rho = dyson_density(S, x, fr)
+        assert np.abs(rho - semicircle_pdf(x, sigma))[away].max() < 1e-6
+    z = np.array([0.3 + 0.5j, -1.0 + 1e-3j, 4.0 + 2j]) * sigma
+    G = dyson_stieltjes(np.full((1, 1), sigma2), z)[:, 0]
+    assert np.abs(G - semicircle_stieltjes(z, sigma)).max() < 1e-10
+    assert dyson_edge(np.full((1, 1), sigma2)) == pytest.approx(2 * sigma, rel=1e-8)
+
+
+def test_stochastic_profiles_are_semicircle():
+    # Equal row sums σ² = 1 (generalised Wigner, the paper's Thm 3 (ii)): exactly the
+    # semicircle even though individual variances differ by a factor 3 (block) or 3 (smooth).
+    x = np.linspace(-2.5, 2.5, 801)
+    away = np.abs(np.abs(x) - 2) > 0.02
+    rho = dyson_density([[0.5, 1.5], [1.5, 0.5]], x, HALVES)
+    assert np.abs(rho - semicircle_pdf(x))[away].max() < 1e-6
+    n = 400
+    i = np.arange(n)
+    circulant = 1.0 + 0.5 * np.cos(2 * np.pi * (i[:, None] - i[None, :]) / n)
+    rho = dyson_density(circulant, x)
+    assert np.abs(rho - semicircle_pdf(x))[away].max() < 1e-6
+    # Every G_i equals the semicircle's, so a spike feels the same field wherever it sits.
+    G = dyson_stieltjes(circulant, [0.1 + 0.2j, 2.5])
+    assert np.abs(G - semicircle_stieltjes(np.array([0.1 + 0.2j, 2.5]))[:, None]).max() < 1e-10
+
+
+def test_density_has_mass_one_and_two_block_edge():
+    edge = dyson_edge(TWO_BLOCK, HALVES)
+    # RMT_NOTES §6.3: 2.495, strictly inside the row-sum bound 2√1.6 and above 2√(Perron).
+    assert edge == pytest.approx(2.495, abs=1e-3)
+    x = np.linspace(-edge - 0.5, edge + 0.5, 20001)
+    rho = dyson_density(TWO_BLOCK, x, HALVES)
+    # Mass lost to the Cauchy tails beyond the grid is O(η/0.5) ≈ 1e-8.
+    assert np.trapezoid(rho, x) == pytest.approx(1.0, abs=1e-4)
+    assert rho[np.abs(x) > edge + 1e-3].max() < 1e-5
+    # The block-diagonal Stieltjes vector satisfies the block equations exactly.
+    z = np.array([0.7 + 0.01j, 3.0])
+    G = dyson_stieltjes(TWO_BLOCK, z, HALVES)
+    resid = G - 1.0 / (z[:, None] - G @ (TWO_BLOCK * np.array(HALVES)).T)
+    assert np.abs(resid).max() < 1e-10
+
+
+def test_full_profile_equals_its_block_reduction():
+    n = 300
+    S = block_profile(TWO_BLOCK, HALVES, n)
+    x = np.linspace(-3, 3, 301)
+    assert np.abs(dyson_density(S, x) - dyson_density(TWO_BLOCK, x, HALVES)).max() < 1e-8
+
+
+# --- vector Dyson equation: simulation ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,n", [("two-block", 2000), ("smooth", 1500)]
+)
+def test_density_vs_simulation(name, n):
+    if name == "two-block":
+        S_full, S, fr = block_profile(TWO_BLOCK, HALVES, n), TWO_BLOCK, HALVES
+    else:
+        S_full = S = _smooth_profile(n)
+        fr = None
+    eigs = np.linalg.eigvalsh(variance_profile_matrix(S_full, seed=1))
+    edge = dyson_edge(S, fr)
+    x = np.linspace(-edge, edge, 4001)
+    rho = dyson_density(S, x, fr)
+    assert _ks_to_density(eigs, x, rho) < 10 / n
+    # The non-constant field is visible: the semicircle of the mean variance is off by far
+    # more than the finite-N error.
+    sc = semicircle_pdf(x, np.sqrt(mean_variance(S, fr)))
+    assert _ks_to_density(eigs, x, sc) > 30 / n
+    gamma = _edge_scale(S, fr, edge)
+    tw = (eigs[-1] - edge) / (gamma * n ** (-2 / 3))
+    assert abs(tw - TW1_MEAN) < 5 * TW1_SD
+
+
+def test_stieltjes_above_support_vs_resolvent():
+    # Local law: block averages of diag (λ − X)⁻¹ match G_k(λ) up to O(1/N) (each diagonal
+    # entry fluctuates by O(N^(−1/2)), the n/2 of a block average by much less); 2/√N is
+    # a conservative bound.
+    n = 1500
+    X = variance_profile_matrix(block_profile(TWO_BLOCK, HALVES, n), seed=2)
+    lam = 3.0
+    diag = np.diag(np.linalg.inv(lam * np.eye(n) - X))
+    G = dyson_stieltjes(TWO_BLOCK, lam, HALVES)
+    sim = [diag[: n // 2].mean(), diag[n // 2 :].mean()]
+    assert np.abs(G - sim).max() < 2 / np.sqrt(n)
+    # 1/G_k = λ − Σ_l α_l S_kl G_l is larger for the low-variance block 1: smaller G_1,
+    # which is why a spike there moves out less (test_two_block_outlier_values).
+    assert np.isrealobj(G) and G[1] > G[0] > 0
+
+
+# --- spikes on a variance profile ------------------------------------------------------------------
+
+
+def test_profile_outlier_reduces_to_lemma5():
+    for sigma2, theta in [(1.0, 3.0), (2.0, 2.0), (0.5, -1.5)]:
+        s = np.sqrt(sigma2)
+        res = profile_outlier(theta, [1.0], np.full((1, 1), sigma2))
+        assert res.outlier == pytest.approx(theta + sigma2 / theta, rel=1e-9)
+        assert res.overlap == pytest.approx(1 - sigma2 / theta**2, rel=1e-6)
+        assert res.threshold == pytest.approx(s, rel=1e-4)
+    below = profile_outlier(0.5, [1.0], np.ones((1, 1)))
+    assert below.outlier == pytest.approx(2.0, rel=1e-8) and below.overlap == 0.0
+
+
+def test_stochastic_profile_outlier_is_placement_free():
+    S = [[0.5, 1.5], [1.5, 0.5]]
+    for u in ([1.0, 0.0], [0.0, 1.0], [0.3, 0.7]):
+        res = profile_outlier(3.0, u, S, HALVES)
+        assert res.outlier == pytest.approx(3 + 1 / 3, rel=1e-9)
+
+
+def test_two_block_outlier_values():
+    # RMT_NOTES §6.4 (their check6): 3.205 / 3.530 / 3.388; the paper's θ + σ̄²/θ = 3.367.
+    pred = [profile_outlier(3.0, u, TWO_BLOCK, HALVES) for u in ([1, 0], [0, 1], HALVES)]
+    assert [round(p.outlier, 3) for p in pred] == [3.205, 3.530, 3.388]
+    assert [round(p.overlap, 3) for p in pred] == [0.927, 0.826, 0.854]
+    assert 3 + mean_variance(TWO_BLOCK, HALVES) / 3 == pytest.approx(3.367, abs=5e-4)
+
+
+def _spike_in(n, weights, seed):
+    """Unit v with Gaussian entries inside each block, block k carrying mass weights[k]."""
+    rng = np.random.default_rng(seed)
+    v = np.empty(n)
+    half = n // 2
+    for k, sl in enumerate([slice(0, half), slice(half, n)]):
+        g = rng.standard_normal(sl.stop - sl.start)
+        v[sl] = np.sqrt(weights[k]) * g / np.linalg.norm(g)
+    return v
+
+
+def _top_pair(M):
+    w, V = np.linalg.eigh(M)
+    return w[-1], V[:, -1]
+
+
+@pytest.mark.parametrize("weights", [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+def test_placement_aware_outlier_vs_simulation(weights):
+    n, theta, draws = 1500, 3.0, 3
+    S_full = block_profile(TWO_BLOCK, HALVES, n)
+    pred = profile_outlier(theta, weights, TWO_BLOCK, HALVES)
+    lam, ov = [], []
+    for d in range(draws):
+        v = _spike_in(n, weights, seed=10 + d)
+        top, u = _top_pair(variance_profile_matrix(S_full, seed=20 + d) + theta * np.outer(v, v))
+        lam.append(top)
+        ov.append((u @ v) ** 2)
+    sigma2_max = (TWO_BLOCK @ HALVES).max()
+    sd = np.sqrt(2 * sigma2_max * (1 - sigma2_max / theta**2) / n)
+    assert abs(np.mean(lam) - pred.outlier) < 5 * sd / np.sqrt(draws)
+    assert abs(np.mean(ov) - pred.overlap) < 5 * 0.5 / np.sqrt(draws * n)
+
+
+def test_threshold_depends_on_placement():
+    # θ = 1.8 lies between the two placements' thresholds (1.23 in block 2, 2.18 in block 1),
+    # ≥ 3σN^(−1/3) away from both, so only the block-2 spike pulls out an outlier.
+    n, theta = 2000, 1.8
+    S_full = block_profile(TWO_BLOCK, HALVES, n)
+    edge = dyson_edge(TWO_BLOCK, HALVES)
+    gamma = _edge_scale(TWO_BLOCK, HALVES, edge)
+    X = variance_profile_matrix(S_full, seed=5)
+    low = profile_outlier(theta, [1, 0], TWO_BLOCK, HALVES)
+    high = profile_outlier(theta, [0, 1], TWO_BLOCK, HALVES)
+    assert low.threshold > theta > high.threshold
+    assert low.outlier == pytest.approx(edge) and low.overlap == 0.0
+    assert high.outlier > edge + 0.05
+    top_low, _ = _top_pair(X + theta * np.outer(*(2 * [_spike_in(n, [1, 0], 6)])))
+    top_high, _ = _top_pair(X + theta * np.outer(*(2 * [_spike_in(n, [0, 1], 6)])))
+    assert abs((top_low - edge) / (gamma * n ** (-2 / 3)) - TW1_MEAN) < 5 * TW1_SD
+    sd = np.sqrt(2 * 1.6 / n)
+    assert abs(top_high - high.outlier) < 5 * sd
+
+
+# --- free additive convolution ---------------------------------------------------------------------
+
+
+def _two_point(n):
+    """90% of the eigenvalues at 0, 10% at 3 (RMT_NOTES §5.1's example)."""
+    return np.where(np.arange(n) < 0.9 * n, 0.0, 3.0)
+
+
+def test_pastur_equation_vs_closed_form_and_simulation():
+    # A = 0 gives the semicircle itself.
+    x = np.linspace(-2.5, 2.5, 501)
+    away = np.abs(np.abs(x) - 2) > 0.02
+    rho0 = free_convolution_density(x, np.zeros(10), sigma=1.0, eta=1e-9)
+    assert np.abs(rho0 - semicircle_pdf(x))[away].max() < 1e-6
+    n = 2000
+    a = _two_point(n)
+    eigs = np.linalg.eigvalsh(np.diag(a) + wigner(n, 1.0, seed=3))
+    grid = np.linspace(-2.5, 5.5, 4001)
+    rho = free_convolution_density(grid, a, sigma=1.0, eta=1e-8)
+    assert np.trapezoid(rho, grid) == pytest.approx(1.0, abs=1e-4)
+    assert _ks_to_density(eigs, grid, rho) < 10 / n
+
+
+def test_belinschi_bercovici_matches_pastur_and_simulation():
+    # With B = semicircle quantiles the two solvers must agree (up to the O(1/n) difference
+    # between the quantile measure and the semicircle, here smoothed by η = 0.05).
+    nb = 4000
+    q = (np.arange(nb) + 0.5) / nb
+    grid_q = np.linspace(-2, 2, 20001)
+    cdf = cumulative_trapezoid(semicircle_pdf(grid_q), grid_q, initial=0)
+    b_sc = np.interp(q, cdf / cdf[-1], grid_q)
+    a = _two_point(500)
+    z = np.linspace(-2.5, 5.5, 41) + 0.05j
+    G_bb = free_convolution_stieltjes(z, a, b_sc)
+    G_p = free_convolution_stieltjes(z, a, sigma=1.0)
+    assert np.abs(G_bb - G_p).max() < 1e-3
+    # A + O B Oᵀ, B Marchenko–Pastur(0.5) eigenvalues, O Haar: the prediction uses the very
+    # spectra of the simulated A and B, so only the O(1/N) free-independence error remains.
+    n = 1500
+    a = _two_point(n)
+    rng = np.random.default_rng(4)
+    Xw = rng.standard_normal((n, 2 * n))
+    b = np.linalg.eigvalsh(Xw @ Xw.T / (2 * n))
+    O = haar_orthonormal(n, n, seed=5)
+    eigs = np.linalg.eigvalsh(np.diag(a) + (O * b) @ O.T)
+    grid = np.linspace(-0.5, 7.0, 3001)
+    rho = free_convolution_density(grid, a, b, eta=1e-3)
+    assert np.trapezoid(rho, grid) == pytest.approx(1.0, abs=2e-3)
+    assert _ks_to_density(eigs, grid, rho) < 10 / n
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="symmetric"):
+        dyson_density([[1.0, 0.5], [0.2, 1.0]], [0.0], HALVES)
+    with pytest.raises(ValueError, match=">= 0"):
+        dyson_density([[1.0, -0.1], [-0.1, 1.0]], [0.0], HALVES)
+    with pytest.raises(ValueError, match="fractions"):
+        dyson_density(TWO_BLOCK, [0.0], [0.7, 0.7])
+    with pytest.raises(ValueError, match="fractions"):
+        dyson_density(TWO_BLOCK, [0.0], [1.5, -0.5])
+    with pytest.raises(ValueError, match="fractions"):
+        dyson_density(TWO_BLOCK, [0.0], [1.0])
+    with pytest.raises(ValueError, match="eta"):
+        dyson_density(TWO_BLOCK, [0.0], HALVES, eta=0.0)
+    with pytest.raises(ValueError, match="x"):
+        dyson_density(TWO_BLOCK, [np.nan], HALVES)
+    with pytest.raises(ValueError, match="zero"):
+        dyson_density(np.zeros((2, 2)), [0.0])
+    with pytest.raises(ValueError, match="outside the support"):
+        dyson_stieltjes(TWO_BLOCK, 1.0, HALVES)
+    with pytest.raises(ValueError, match="upper half plane"):
+        dyson_stieltjes(TWO_BLOCK, 1.0 - 1j, HALVES)
+    with pytest.raises(ValueError, match="theta"):
+        profile_outlier(0.0, HALVES, TWO_BLOCK, HALVES)
+    with pytest.raises(ValueError, match="v_weights"):
+        profile_outlier(3.0, [0.5, 0.6], TWO_BLOCK, HALVES)
+    with pytest.raises(ValueError, match="v_weights"):
+        profile_outlier(3.0, [1.0], TWO_BLOCK, HALVES)
+    with pytest.raises(ValueError, match="exactly one"):
+        free_convolution_density([0.0], [1.0], [1.0], sigma=1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        free_convolution_density([0.0], [1.0])
+    with pytest.raises(ValueError, match="sigma"):
+        free_convolution_density([0.0], [1.0], sigma=-1.0)
+    with pytest.raises(ValueError, match="Im z"):
+        free_convolution_stieltjes([1.0], [1.0], sigma=1.0)
