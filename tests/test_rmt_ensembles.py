@@ -25,7 +25,8 @@ def test_wishart_is_psd_with_mean_trace_sigma2():
     w = ens.wishart(p, n, sigma, seed=3)
     assert w.shape == (p, p) and np.allclose(w, w.T)
     assert np.linalg.eigvalsh(w).min() > -1e-12
-    # tr W/p = σ² × the mean of p·n squared N(0, 1) draws: relative sd √(2/(pn)) ≈ 0.004, so 2% = 5 sd.
+    # tr W/p = σ² × the mean of p·n squared N(0, 1) draws: relative sd √(2/(pn)) ≈ 0.004,
+    # so 2% is 5 sd.
     assert np.trace(w) / p == pytest.approx(sigma**2, rel=0.02)
     assert np.array_equal(w, ens.wishart(p, n, sigma, seed=3))
 
@@ -47,7 +48,9 @@ def test_spiked_adds_the_low_rank_signal_exactly():
     n = 100
     noise = ens.wigner(n, 1.0, seed=7)
     m, v = ens.spiked([3.0, -2.0], noise, seed=8)
-    np.testing.assert_allclose(m - noise, 3.0 * np.outer(v[:, 0], v[:, 0]) - 2.0 * np.outer(v[:, 1], v[:, 1]), atol=1e-12)
+    np.testing.assert_allclose(
+        m - noise, 3.0 * np.outer(v[:, 0], v[:, 0]) - 2.0 * np.outer(v[:, 1], v[:, 1]), atol=1e-12
+    )
     e = np.zeros((n, 1))
     e[0, 0] = 1.0
     m2, v2 = ens.spiked([5.0], noise, vectors=e)
@@ -68,7 +71,11 @@ def test_variance_profile_matrix_entry_variances():
     x = ens.variance_profile_matrix(S, seed=9)
     assert np.array_equal(x, x.T)
     h = n // 2
-    blocks = {(0, 0): x[:h, :h][np.triu_indices(h, 1)], (0, 1): x[:h, h:].ravel(), (1, 1): x[h:, h:][np.triu_indices(h, 1)]}
+    blocks = {
+        (0, 0): x[:h, :h][np.triu_indices(h, 1)],
+        (0, 1): x[:h, h:].ravel(),
+        (1, 1): x[h:, h:][np.triu_indices(h, 1)],
+    }
     # Each block has ≥ 44 850 independent entries: relative sd of the sample variance ≤ 0.007,
     # so 4% is > 5 sd.
     for (a, b), vals in blocks.items():

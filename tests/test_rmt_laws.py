@@ -1,4 +1,4 @@
-"""Limiting laws: normalisation, edges, Stieltjes transforms vs quadrature, simulation, Tracy–Widom."""
+"""Limiting laws: mass, edges, Stieltjes transforms vs quadrature, simulation, Tracy–Widom."""
 
 import numpy as np
 import pytest
@@ -53,7 +53,9 @@ def test_semicircle_density_mass_edges_and_cdf(sigma):
 @pytest.mark.parametrize("sigma", [0.7, 1.5])
 def test_mp_density_mass_edges_atom_and_cdf(q, sigma):
     lo, hi = laws.mp_edges(q, sigma)
-    assert (lo, hi) == pytest.approx((sigma**2 * (1 - np.sqrt(q)) ** 2, sigma**2 * (1 + np.sqrt(q)) ** 2))
+    assert (lo, hi) == pytest.approx(
+        (sigma**2 * (1 - np.sqrt(q)) ** 2, sigma**2 * (1 + np.sqrt(q)) ** 2)
+    )
     mass = quad(lambda x: laws.mp_pdf(x, q, sigma), lo, hi, limit=400)[0]
     assert mass + laws.mp_atom(q) == pytest.approx(1.0, abs=1e-8)
     assert laws.mp_atom(q) == pytest.approx(max(0.0, 1 - 1 / q))
@@ -77,9 +79,13 @@ def test_semicircle_stieltjes_matches_quadrature_branch_and_inversion(sigma):
     assert np.all(g.imag < 0)
     # The quadratic σ²G² − zG + 1 = 0 holds on the chosen branch, and G ~ 1/z.
     np.testing.assert_allclose(sigma**2 * g**2 - grid * g + 1, 0, atol=1e-9)
-    assert laws.semicircle_stieltjes(1e6 * sigma, sigma) * 1e6 * sigma == pytest.approx(1.0, rel=1e-9)
+    assert laws.semicircle_stieltjes(1e6 * sigma, sigma) * 1e6 * sigma == pytest.approx(
+        1.0, rel=1e-9
+    )
     x = np.linspace(-0.95 * e, 0.95 * e, 9)
-    np.testing.assert_allclose(-laws.semicircle_stieltjes(x, sigma).imag / np.pi, laws.semicircle_pdf(x, sigma), rtol=1e-12)
+    np.testing.assert_allclose(
+        -laws.semicircle_stieltjes(x, sigma).imag / np.pi, laws.semicircle_pdf(x, sigma), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("q", QS)
@@ -101,7 +107,9 @@ def test_mp_stieltjes_matches_quadrature_with_atom(q):
     size = 1 + np.abs(q * sigma**2 * grid * g**2) + np.abs((grid - sigma**2 * (1 - q)) * g)
     assert np.max(np.abs(resid) / size) < 1e-10
     x = np.linspace(lo, hi, 11)[1:-1]
-    np.testing.assert_allclose(-laws.mp_stieltjes(x, q, sigma).imag / np.pi, laws.mp_pdf(x, q, sigma), rtol=1e-10)
+    np.testing.assert_allclose(
+        -laws.mp_stieltjes(x, q, sigma).imag / np.pi, laws.mp_pdf(x, q, sigma), rtol=1e-10
+    )
 
 
 def test_wigner_simulation_matches_semicircle_and_edge():
@@ -157,18 +165,26 @@ def test_tracy_widom_cdf_reproduces_published_moments_and_quantiles():
         assert m1 == pytest.approx(mean, abs=1e-3)
         assert np.sqrt(m2 - m1**2) == pytest.approx(sd, abs=1e-3)
     # Quantiles tabulated by Bornemann (2010) and in the TracyWidom package (RMT_NOTES §7.1).
-    np.testing.assert_allclose(laws.tracy_widom_cdf([-3.180, 0.979, 2.023], 1), [0.05, 0.95, 0.99], atol=2e-4)
+    np.testing.assert_allclose(
+        laws.tracy_widom_cdf([-3.180, 0.979, 2.023], 1), [0.05, 0.95, 0.99], atol=2e-4
+    )
     assert laws.tracy_widom_cdf(-0.232, 2) == pytest.approx(0.95, abs=2e-4)
 
 
 def test_goe_edge_fluctuations_follow_tw1():
     n, draws, sigma = 150, 300, 1.0
     rescaled = np.array(
-        [(np.linalg.eigvalsh(wigner(n, sigma, seed=100 + k))[-1] - 2 * sigma) / laws.edge_fluctuation_scale(n, sigma) for k in range(draws)]
+        [
+            (np.linalg.eigvalsh(wigner(n, sigma, seed=100 + k))[-1] - 2 * sigma)
+            / laws.edge_fluctuation_scale(n, sigma)
+            for k in range(draws)
+        ]
     )
     # Finite-N bias of the mean is ≈ −0.1 at N = 100–150 (RMT_NOTES §7.1: −1.33 at N = 100);
     # sampling sd of the mean is 1.27/√300 ≈ 0.073, of the sd ≈ 1.27/√600 ≈ 0.052.
-    assert rescaled.mean() == pytest.approx(laws.TW1_MEAN, abs=0.15 + 4 * laws.TW1_SD / np.sqrt(draws))
+    assert rescaled.mean() == pytest.approx(
+        laws.TW1_MEAN, abs=0.15 + 4 * laws.TW1_SD / np.sqrt(draws)
+    )
     assert rescaled.std() == pytest.approx(laws.TW1_SD, abs=4 * laws.TW1_SD / np.sqrt(2 * draws))
     # The complex-case law would put the mean at −1.77: the test distinguishes β.
     assert abs(rescaled.mean() - laws.TW2_MEAN) > 0.3
@@ -177,10 +193,16 @@ def test_goe_edge_fluctuations_follow_tw1():
 @settings(max_examples=40, deadline=None)
 @given(sigma=st.floats(0.01, 100.0), c=st.floats(0.01, 100.0), x=st.floats(-1.5, 1.5))
 def test_scaling_sigma_rescales_the_semicircle(sigma, c, x):
-    assert laws.semicircle_edge(c * sigma) == pytest.approx(c * laws.semicircle_edge(sigma), rel=1e-12)
-    assert c * laws.semicircle_pdf(c * x * sigma, c * sigma) == pytest.approx(laws.semicircle_pdf(x * sigma, sigma), rel=1e-9, abs=1e-12)
+    assert laws.semicircle_edge(c * sigma) == pytest.approx(
+        c * laws.semicircle_edge(sigma), rel=1e-12
+    )
+    assert c * laws.semicircle_pdf(c * x * sigma, c * sigma) == pytest.approx(
+        laws.semicircle_pdf(x * sigma, sigma), rel=1e-9, abs=1e-12
+    )
     z = x * sigma + 0.3j * sigma
-    assert c * laws.semicircle_stieltjes(c * z, c * sigma) == pytest.approx(laws.semicircle_stieltjes(z, sigma), rel=1e-9)
+    assert c * laws.semicircle_stieltjes(c * z, c * sigma) == pytest.approx(
+        laws.semicircle_stieltjes(z, sigma), rel=1e-9
+    )
 
 
 @settings(max_examples=40, deadline=None)

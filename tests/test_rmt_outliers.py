@@ -22,8 +22,13 @@ def test_closed_forms_and_continuity_at_threshold():
     assert outliers.spiked_outlier(sigma * (1 + 1e-12), sigma) == pytest.approx(2 * sigma)
     assert outliers.spiked_overlap(sigma * (1 + 1e-12), sigma) == pytest.approx(0.0, abs=1e-10)
     th = np.array([-4.0, -1.0, 0.0, 1.0, 3.0])
-    np.testing.assert_allclose(outliers.spiked_outlier(th, sigma), [-4 - sigma**2 / 4, -2 * sigma, 2 * sigma, 2 * sigma, 3 + sigma**2 / 3])
-    np.testing.assert_allclose(outliers.spiked_overlap(th, sigma), [1 - sigma**2 / 16, 0, 0, 0, 1 - sigma**2 / 9])
+    np.testing.assert_allclose(
+        outliers.spiked_outlier(th, sigma),
+        [-4 - sigma**2 / 4, -2 * sigma, 2 * sigma, 2 * sigma, 3 + sigma**2 / 3],
+    )
+    np.testing.assert_allclose(
+        outliers.spiked_overlap(th, sigma), [1 - sigma**2 / 16, 0, 0, 0, 1 - sigma**2 / 9]
+    )
 
 
 def test_spiked_wigner_simulation_both_signs():
@@ -33,7 +38,9 @@ def test_spiked_wigner_simulation_both_signs():
     vals, vecs = np.linalg.eigh(m)
     for lam, u, th in [(vals[-1], vecs[:, -1], th_up), (vals[0], vecs[:, 0], th_down)]:
         # One draw: outlier sd √(2σ²(1 − σ²/θ²)/N) (Gaussian CLT, RMT_NOTES §4.1), bias O(1/N).
-        assert abs(lam - outliers.spiked_outlier(th, sigma)) < 5 * outliers.spiked_outlier_sd(th, sigma, N)
+        assert abs(lam - outliers.spiked_outlier(th, sigma)) < 5 * outliers.spiked_outlier_sd(
+            th, sigma, N
+        )
         ov = (u @ v[:, 0 if th > 0 else 1]) ** 2
         # Overlap sd ≈ 0.5/√N at θ = 2σ and smaller further out (RMT_NOTES §4.1, 200 draws).
         assert abs(ov - outliers.spiked_overlap(th, sigma)) < 5 * 0.5 / np.sqrt(N)
@@ -61,9 +68,14 @@ def test_no_outlier_below_bbp_threshold_and_outlier_above():
 
 def test_outlier_sd_matches_simulation():
     n, th, sigma, draws = 300, 2.0, 1.0, 60
-    lam = [np.linalg.eigvalsh(spiked([th], wigner(n, sigma, seed=500 + k), seed=900 + k)[0])[-1] for k in range(draws)]
+    lam = [
+        np.linalg.eigvalsh(spiked([th], wigner(n, sigma, seed=500 + k), seed=900 + k)[0])[-1]
+        for k in range(draws)
+    ]
     # The sample sd of 60 Gaussian draws has relative sd 1/√120 ≈ 0.09; ±35% is ≈ 4 of those.
-    assert np.std(lam, ddof=1) / outliers.spiked_outlier_sd(th, sigma, n) == pytest.approx(1.0, abs=0.35)
+    assert np.std(lam, ddof=1) / outliers.spiked_outlier_sd(th, sigma, n) == pytest.approx(
+        1.0, abs=0.35
+    )
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0])
@@ -83,7 +95,9 @@ def test_recipe_reproduces_mp_additive_closed_form(q):
     lo, hi = laws.mp_edges(q, sigma)
     th = np.array([-3.0, -0.3, 0.5, 3.0, 6.0])
     lower = lo if q < 1 else 0.0  # for q > 1 the atom at 0 is the bottom of the spectrum
-    res = outliers.outliers_from_stieltjes(th, lambda x: laws.mp_stieltjes(x, q, sigma), (lower, hi))
+    res = outliers.outliers_from_stieltjes(
+        th, lambda x: laws.mp_stieltjes(x, q, sigma), (lower, hi)
+    )
     loc, ov = outliers.mp_additive_outlier(th, q, sigma)
     assert res.thresholds[1] == pytest.approx(sigma**2 * (q + np.sqrt(q)), rel=1e-10)
     np.testing.assert_allclose(res.location, loc, rtol=1e-9)
@@ -131,21 +145,30 @@ def test_recipe_is_exact_at_finite_n_with_the_spike_weighted_transform():
 def test_recipe_with_empirical_transform_of_a_noise_sample():
     sigma, th = 1.0, 2.0
     eigs = np.linalg.eigvalsh(wigner(N, sigma, seed=61))
-    res = outliers.outliers_from_stieltjes([th], lambda x: laws.empirical_stieltjes(eigs, x), eigs[-1])
+    res = outliers.outliers_from_stieltjes(
+        [th], lambda x: laws.empirical_stieltjes(eigs, x), eigs[-1]
+    )
     # |G_N − G| at distance d ≥ 0.5 from the spectrum is ≤ TV(1/(x − ·))·KS ≤ (2/d)(10/N),
     # and δρ = δG/|G′| with |G′(ρ)| = 1/(θ² − σ²) = 1/3: |δρ| < 3·(4·10/N) = 0.06.
     assert abs(res.location[0] - outliers.spiked_outlier(th, sigma)) < 3 * 4 * 10 / N
 
 
 @settings(max_examples=40, deadline=None)
-@given(sigma=st.floats(0.1, 10.0), a=st.floats(1.05, 20.0), b=st.floats(1.05, 20.0), c=st.floats(0.1, 10.0))
+@given(
+    sigma=st.floats(0.1, 10.0),
+    a=st.floats(1.05, 20.0),
+    b=st.floats(1.05, 20.0),
+    c=st.floats(0.1, 10.0),
+)
 def test_properties_monotone_bounded_and_scale_covariant(sigma, a, b, c):
     t1, t2 = sorted([a * sigma, b * sigma])
     assert outliers.spiked_outlier(t1, sigma) <= outliers.spiked_outlier(t2, sigma) + 1e-12
     assert outliers.spiked_outlier(-t1, sigma) >= outliers.spiked_outlier(-t2, sigma) - 1e-12
     for t in (t1, t2, -t1, 0.5 * t1 / a):
         assert 0.0 <= outliers.spiked_overlap(t, sigma) <= 1.0
-    assert outliers.spiked_outlier(c * t1, c * sigma) == pytest.approx(c * outliers.spiked_outlier(t1, sigma), rel=1e-12)
+    assert outliers.spiked_outlier(c * t1, c * sigma) == pytest.approx(
+        c * outliers.spiked_outlier(t1, sigma), rel=1e-12
+    )
     res = outliers.outliers_from_stieltjes([t1, t2], _sc(sigma), 2 * sigma)
     assert res.location[0] <= res.location[1] + 1e-9 * sigma
     assert np.all((res.overlap >= 0) & (res.overlap <= 1))

@@ -37,7 +37,7 @@ __all__ = [
     "tracy_widom_cdf",
 ]
 
-# Moments of the Tracy–Widom laws (Bornemann 2010, Table 4; RMT_NOTES §7.1, where they are
+# Moments of the Tracy–Widom laws (Bornemann 2010; RMT_NOTES §7.1, where they are
 # recomputed from the Fredholm determinants). β = 1 is the real (GOE) case that applies to
 # Hessians, β = 2 the complex (GUE) case.
 TW1_MEAN = -1.2065335745820
@@ -112,7 +112,7 @@ def semicircle_cdf(x, sigma=1.0):
 def semicircle_stieltjes(z, sigma=1.0):
     r"""Stieltjes transform of the semicircle, G(z) = (z − √(z−2σ)√(z+2σ)) / (2σ²).
 
-    It is the root of σ²G² − zG + 1 = 0 with G ~ 1/z (Potters & Bouchaud 2020, ch. 2),
+    It is the root of σ²G² − zG + 1 = 0 with G ~ 1/z (Potters & Bouchaud 2020),
     evaluated in the algebraically equal form 2/(z + √(z−2σ)√(z+2σ)) to avoid cancellation
     at large |z|. Real z inside [−2σ, 2σ] return the boundary value G(x + i0) from C⁺,
     whose imaginary part is −π ρ_sc(x).
@@ -205,7 +205,9 @@ def mp_stieltjes(z, q, sigma=1.0):
     lo, hi = mp_edges(q, sigma)
     z = _complex("z", z)
     if q >= 1 and np.any(z == 0):
-        raise ValueError("z must be != 0 for q >= 1 (the Marchenko–Pastur transform has a pole at 0)")
+        raise ValueError(
+            "z must be != 0 for q >= 1 (the Marchenko–Pastur transform has a pole at 0)"
+        )
     denom = z - sigma**2 * (1 - q) + np.sqrt(z - hi) * np.sqrt(z - lo)
     return _out(2.0 / denom)
 

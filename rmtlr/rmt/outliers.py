@@ -71,7 +71,7 @@ def spiked_overlap(theta, sigma=1.0):
     r"""Squared overlap |⟨u, v⟩|² → 1 − σ²/θ² for |θ| > σ, and 0 otherwise.
 
     u is the outlier's eigenvector and v the spike direction (Benaych-Georges & Nadakuditi
-    2011, Example 3.1; the form used by Theorem 10 of the paper).
+    2011; the form used by Theorem 10 of the paper).
     """
     sigma = _positive("sigma", sigma)
     theta = _thetas(theta)
@@ -92,7 +92,9 @@ def spiked_outlier_sd(theta, sigma, n, beta=1):
         raise ValueError(f"beta must be 1 or 2, got {beta!r}")
     theta = _thetas(theta)
     if np.any(np.abs(theta) <= sigma):
-        raise ValueError(f"theta must satisfy |theta| > sigma = {sigma:g} (above the BBP threshold)")
+        raise ValueError(
+            f"theta must satisfy |theta| > sigma = {sigma:g} (above the BBP threshold)"
+        )
     return _out(np.sqrt(2.0 / beta * sigma**2 * (1 - sigma**2 / theta**2) / n))
 
 
@@ -162,7 +164,9 @@ def _edge_value(stieltjes, edge: float, direction: float, scale: float) -> float
 def _real_g(stieltjes, x: float) -> float:
     g = complex(stieltjes(x))
     if not np.isfinite(g.real) or abs(g.imag) > 1e-8 * max(1.0, abs(g.real)):
-        raise ValueError(f"stieltjes must return a finite real value outside the support; got {g} at {x:g}")
+        raise ValueError(
+            f"stieltjes must return a finite real value outside the support; got {g} at {x:g}"
+        )
     return g.real
 
 
@@ -177,7 +181,7 @@ def outliers_from_stieltjes(
     r"""The general Benaych-Georges–Nadakuditi (2011) recipe for rank-one or finite-rank spikes.
 
     For M = W + Σ θ_i v_i v_iᵀ (orthonormal v_i, W with limiting law μ on [a, b] and
-    Stieltjes transform G, any noise law) each θ_i acts separately (BGN 2011, Thm 2.1, 2.3):
+    Stieltjes transform G, any noise law) each θ_i acts separately (BGN 2011):
 
     - threshold θ_c⁺ = 1/G(b⁺) (θ_c⁻ = 1/G(a⁻) < 0 for negative spikes);
     - location: the root ρ of G(ρ) = 1/θ on (b, ∞) (on (−∞, a) for θ < 0), found by
@@ -203,7 +207,8 @@ def outliers_from_stieltjes(
     if theta.ndim != 1:
         raise ValueError("thetas must be a scalar or a 1-d sequence")
     if not callable(stieltjes):
-        raise ValueError("stieltjes must be a callable x -> G(x)")
+        # The library reports every bad argument as ValueError, a wrong type included.
+        raise ValueError("stieltjes must be a callable x -> G(x)")  # noqa: TRY004
     edges = np.atleast_1d(np.asarray(edge, dtype=float))
     if edges.size == 1:
         lower, upper = np.nan, float(edges[0])
@@ -216,7 +221,9 @@ def outliers_from_stieltjes(
     if not np.isfinite(upper) or (edges.size == 2 and not np.isfinite(lower)):
         raise ValueError(f"edge must be finite, got {edge!r}")
     if np.any(theta < 0) and np.isnan(lower):
-        raise ValueError("negative thetas need edge=(lower, upper): they separate below the lower edge")
+        raise ValueError(
+            "negative thetas need edge=(lower, upper): they separate below the lower edge"
+        )
     if not 0 < rel_step < 1e-2:
         raise ValueError(f"rel_step must be in (0, 1e-2), got {rel_step!r}")
     scale = max(1.0, abs(upper), abs(lower) if np.isfinite(lower) else 0.0)
