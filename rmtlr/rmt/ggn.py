@@ -23,8 +23,8 @@ Then Baik–Silverstein gives, with ℓ = λ/σ²,
 This is exact (P → ∞, γ fixed) for fresh samples (N = ∞, Remark 6, 𝔟 = B) and at B = N
 (γ = 0, λ' = λ). For finite N it is the leading order in P/N: if the full GGN is exactly
 σ²I + spikes, the batch bulk is a Wachter (Jacobi) law with upper edge
-σ²(√(1 − P/N) + √(P/𝔟))², which tends to the Marchenko–Pastur edge σ²(1 + √(P/𝔟))² when
-P ≪ N.
+σ²(√(1 − P/N) + √(P/𝔟))² while N − B ≥ P (:func:`ggn_batch_edge`), which tends to the
+Marchenko–Pastur edge σ²(1 + √(P/𝔟))² when P ≪ N.
 
 **Why this differs from an additive reading of Thm 7.** If instead the batch GGN were
 G + ε with ε an independent, centred Marchenko–Pastur matrix (the Hessian's Theorem 4 with
