@@ -40,8 +40,11 @@ __all__ = [
 # Rank-truncation tolerance for large profiles: relative errors of 1e-12 in S·m are far
 # below the 1e-6 accuracy the densities are checked to.
 _RANK_RTOL = 1e-12
-# Profiles with at most this many distinct rows are iterated directly (O(K²) per step).
+# Profiles with at most this many rows are iterated directly (O(K²) per step).
 _DIRECT_MAX = 64
+# Newton needs the r²×K products C_kn B_nl; above this size (a profile that is not
+# numerically low-rank) only the averaged O(K²) iteration is used.
+_NEWTON_MAX_WORK = 10_000_000
 
 
 def _out(x: np.ndarray):
@@ -158,6 +161,10 @@ class _Operator:
     def rank(self) -> int:
         return self.B.shape[1]
 
+    @property
+    def newton(self) -> bool:
+        return self.rank**2 * self.B.shape[0] <= _NEWTON_MAX_WORK
+
 
 def _admissible(m: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Columns on the right branch: Im m > 0 on C⁺; real m of sign −sign z on the real axis."""
@@ -177,6 +184,8 @@ def _newton(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int)
     Steps are halved until the residual falls and m stays on the admissible branch; points
     where no step helps are left as they are for the caller's fallback.
     """
+    if not op.newton:
+        return _newton_dense(op, m, z, tol, steps)
     r = op.rank
     res = _residual(op, m, z)
     stalled = np.zeros(z.size, bool)
@@ -204,6 +213,33 @@ def _newton(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int)
                 t[pending] /= 2
             stalled[chunk[pending]] = True
             m[:, chunk] = mc
+    return m
+
+
+def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int):
+    """Newton's method on m itself, J = I − diag(m²)·S·W (K×K), for a profile that is not
+    low-rank; used only where it is affordable (a few points, as for real z)."""
+    K = m.shape[0]
+    if z.size * K**3 > 1e10:
+        return m
+    SW = op.B @ op.C
+    for g in range(z.size):
+        mg, zg = m[:, g : g + 1], z[g : g + 1]
+        res = _residual(op, mg, zg)[0]
+        for _ in range(steps):
+            if res <= tol:
+                break
+            phi = -1.0 / (zg + op.apply(mg))
+            delta = np.linalg.solve(np.eye(K) - phi**2 * SW, phi - mg)
+            for t in 0.5 ** np.arange(20):
+                trial = mg + t * delta
+                new = _residual(op, trial, zg)[0]
+                if _admissible(trial, zg)[0] and new < res:
+                    mg, res = trial, new
+                    break
+            else:
+                break
+        m[:, g] = mg[:, 0]
     return m
 
 
@@ -321,13 +357,17 @@ def dyson_density(S, x, fractions=None, *, eta: float | None = None, tol: float 
     S: n×n (or K×K with ``fractions``) symmetric non-negative variance profile, E X_ij² = S_ij/n.
     x: real grid.
     fractions: block sizes α_k for a K-block profile.
-    eta: distance from the real axis; default 1e-8·2√(max row sum). The density is ρ
+    eta: distance from the real axis; default 1e-8·2√(max row sum), or 1e-3·2√(max row sum)
+        for a profile that is not numerically low-rank (there only the averaged iteration
+        is used, whose convergence near the edges slows as η → 0). The density is ρ
         smoothed by a Cauchy kernel of half-width η (error O(η) in the bulk, O(√η) at an edge).
     """
     S, w = _check_profile(S, fractions)
     x = _check_grid("x", x)
     op = _Operator(S, w)
-    eta = 1e-8 * _upper_bound(op) if eta is None else _check_eta(eta)
+    if eta is None:
+        eta = (1e-8 if op.newton else 1e-3) * _upper_bound(op)
+    eta = _check_eta(eta)
     m = _solve_dyson(op, x.ravel() + 1j * eta, tol, max_iter)
     return _out((w @ m.imag / np.pi).reshape(x.shape))
 
@@ -344,9 +384,24 @@ def _real_solution(op: _Operator, lam: float, g0: np.ndarray | None, tol: float)
     g = -m[:, 0].real
     # Along the branch from +∞ the stability operator I − diag(g²)SW stays invertible; its
     # Perron root reaching 1 marks the edge (AEK 2017, Sec. 9).
-    # diag(g²)·B·C and C·diag(g²)·B (r×r) have the same non-zero eigenvalues.
-    perron = np.abs(np.linalg.eigvals((op.C * g**2) @ op.B)).max()
+    perron = _perron(op, g**2)
     return (g, perron) if perron < 1 else None
+
+
+def _perron(op: _Operator, d: np.ndarray) -> float:
+    """Perron root of diag(d)·S·W (non-negative): from the r×r matrix C·diag(d)·B, which has
+    the same non-zero eigenvalues, or by power iteration when r is large."""
+    if op.rank <= 200:
+        return float(np.abs(np.linalg.eigvals((op.C * d) @ op.B)).max())
+    v = np.ones(d.size)
+    root = 0.0
+    for _ in range(10_000):
+        u = d * (op.B @ (op.C @ v))
+        new, v = np.linalg.norm(u) / np.linalg.norm(v), u / np.linalg.norm(u)
+        if abs(new - root) <= 1e-13 * new:
+            break
+        root = new
+    return float(new)
 
 
 def _edge(op: _Operator, tol: float = 1e-12) -> float:
