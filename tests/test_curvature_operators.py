@@ -338,3 +338,20 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="at least 2 samples"):
         HessianOperator(make_cnn(), loss, cnn_data(n=1), bn_mode="frozen-train") @ torch.zeros(
             HessianOperator(make_cnn(), loss, cnn_data(n=1)).shape[0], dtype=torch.float64)
+
+
+def test_operator_is_a_snapshot_and_cached_graph_matches_uncached():
+    model = make_cnn()
+    x, y = cnn_data()
+    loss = nn.CrossEntropyLoss()
+    v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(3))
+    cached = HessianOperator(model, loss, (x, y), method="double-backward")
+    plain = HessianOperator(model, loss, (x, y), method="double-backward", cache_graph=False)
+    first = cached @ v
+    assert cached.products._graph is not None and plain.products._graph is None
+    with torch.no_grad():  # training the model afterwards must not change either operator
+        for p in model.parameters():
+            p.mul_(1.5)
+    assert torch.allclose(cached @ v, first, rtol=1e-13, atol=0)
+    assert torch.allclose(plain @ v, first, rtol=1e-12, atol=1e-15)

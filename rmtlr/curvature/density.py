@@ -264,6 +264,6 @@ def _unit_products(op, z, per_sample: bool):
         op.model.eval()
         for _, x, y, stats in op.iter_batches():
             for i in range(x.shape[0]):
-                out = op._batch_product(z, x[i:i + 1], y[i:i + 1], stats)
+                out = op._batch_product(z, x[i:i + 1], y[i:i + 1], stats, whole_batch=False)
                 _check_finite(out, op._kind)
                 yield 1, out

@@ -130,6 +130,7 @@ class BatchProducts:
         self.numels = [tensors[n].numel() for n in params]
         self.primals = {n: tensors[n] for n in params}
         self.fixed = {k: v for k, v in tensors.items() if k not in self.primals}
+        self._graph = None
 
     def _forward(self, p: dict[str, torch.Tensor], x, bn_stats):
         fixed = self.fixed if not bn_stats else {**self.fixed, **bn_stats}
@@ -141,23 +142,38 @@ class BatchProducts:
     def flat(self, d: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([d[n].reshape(-1) for n in self.names])
 
-    def hvp(self, v: torch.Tensor, x, y, bn_stats, method: str) -> torch.Tensor:
-        """H_b·v for the mean loss of the batch (x, y); see the module docstring."""
+    def hvp(self, v: torch.Tensor, x, y, bn_stats, method: str, cache: bool = False
+            ) -> torch.Tensor:
+        """H_b·v for the mean loss of the batch (x, y); see the module docstring.
+
+        ``cache`` (double-backward only): keep the gradient graph of this batch and reuse
+        it for later products, so each further product is one backward pass through it
+        (for operators over a single batch; memory grows with the graph).
+        """
         vd = _split(v, self.names, self.shapes, self.numels)
         if method == "forward-over-reverse":
             def g(p):
                 return grad(lambda q: self._loss(q, x, y, bn_stats))(p)
             _, hv = jvp(g, (self.primals,), (vd,))
             return self.flat(hv)
-        leaves = {n: t.detach().requires_grad_(True) for n, t in self.primals.items()}
+        graph = self._graph if cache else None
+        if graph is None:
+            leaves = {n: t.detach().requires_grad_(True) for n, t in self.primals.items()}
+            with torch.enable_grad():
+                loss = self._loss(leaves, x, y, bn_stats)
+                gs = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
+                                         allow_unused=True)
+            graph = (leaves, gs)
+            if cache:
+                self._graph = graph
+        leaves, gs = graph
+        used = [(n, gi) for n, gi in zip(leaves, gs) if gi is not None and gi.requires_grad]
+        if not used:
+            return torch.zeros_like(v)
         with torch.enable_grad():
-            loss = self._loss(leaves, x, y, bn_stats)
-            gs = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
-                                     allow_unused=True)
-            dot = sum((gi * vd[n]).sum() for n, gi in zip(leaves, gs) if gi is not None)
-            if not isinstance(dot, torch.Tensor) or not dot.requires_grad:
-                return torch.zeros_like(v)
-            hv = torch.autograd.grad(dot, list(leaves.values()), allow_unused=True)
+            hv = torch.autograd.grad([gi for _, gi in used], list(leaves.values()),
+                                     grad_outputs=[vd[n] for n, _ in used],
+                                     retain_graph=cache, allow_unused=True)
         return torch.cat([(h if h is not None else torch.zeros_like(leaves[n])).reshape(-1)
                           for n, h in zip(leaves, hv)])
 

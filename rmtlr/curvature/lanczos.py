@@ -9,8 +9,9 @@ stochastic Lanczos quadrature. This is how Granziol et al. (2022, Sec. 4 and App
 network spectra: m = 100, one random start, full re-orthogonalisation.
 
 Vectors live on the operator's device in its dtype; T is accumulated and diagonalised in
-float64. Each new vector is orthogonalised against the whole basis twice (classical
-Gram–Schmidt twice is enough, Giraud et al. 2005). If β ≈ 0 (an invariant subspace was
+float64. Each new vector, after the three-term recurrence, is re-orthogonalised against the
+whole basis by classical Gram–Schmidt, with a second pass when the first removed much of
+its norm (the DGKS criterion: twice is enough, Giraud et al. 2005). If β ≈ 0 (an invariant subspace was
 found) the run restarts from a random vector orthogonal to the basis, with β = 0 in T.
 """
 
@@ -67,10 +68,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _orthogonalise(w: torch.Tensor, Q: torch.Tensor, passes: int = 2) -> torch.Tensor:
-    for _ in range(passes):
+def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """Classical Gram–Schmidt against the rows of Q, repeated once if needed (DGKS).
+
+    A second pass runs when the first removed more than 1 − 1/√2 of the norm; after it
+    w is orthogonal to working precision ("twice is enough": Daniel, Gragg, Kaufman &
+    Stewart 1976; Giraud et al. 2005). The criterion is the one ARPACK uses.
+    """
+    before = torch.linalg.vector_norm(w)
+    w = w - Q.T @ (Q @ w)
+    if torch.linalg.vector_norm(w) < _DGKS * before:
         w = w - Q.T @ (Q @ w)
     return w
+
+
+_DGKS = 1 / 2 ** 0.5
 
 
 def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | None = None,
@@ -79,8 +91,8 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
     r"""Run m = ``num_iters`` Lanczos steps on a symmetric operator.
 
     Recurrence (Golub & Van Loan 2013, Alg. 10.1.1): β_j q_{j+1} = A q_j − α_j q_j −
-    β_{j−1} q_{j−1}, α_j = q_jᵀ A q_j, with every new vector re-orthogonalised twice
-    against q_1 … q_j.
+    β_{j−1} q_{j−1}, α_j = q_jᵀ A q_j, with every new vector fully re-orthogonalised
+    against q_1 … q_j (at most twice, by the DGKS criterion).
 
     Parameters
     ----------
@@ -136,6 +148,10 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
         scale = max(scale, abs(a))
         if j == m - 1:
             break
+        # Three-term recurrence first, so the full pass only removes rounding-level drift.
+        w = w - a * Q[j]  # out of place: an operator may return its input
+        if j > 0:
+            w = w - beta[j - 1] * Q[j - 1]
         w = _orthogonalise(w, Q[: j + 1])
         b = float(torch.linalg.vector_norm(w))
         scale = max(scale, b)
@@ -143,8 +159,7 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
             # Invariant subspace: continue in its orthogonal complement (T splits there).
             restarts += 1
             beta[j] = 0.0
-            w = _orthogonalise(random_vector(), Q[: j + 1])
-            w = _orthogonalise(w, Q[: j + 1])
+            w = _orthogonalise(_orthogonalise(random_vector(), Q[: j + 1]), Q[: j + 1])
             Q[j + 1] = w / torch.linalg.vector_norm(w)
         else:
             beta[j] = b

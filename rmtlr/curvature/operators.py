@@ -90,7 +90,8 @@ class _NetworkOperator(CurvatureOperator):
             self._device = torch.device("cuda", torch.cuda.current_device())
         tensors = {}
         for k, t in [*model.named_parameters(), *model.named_buffers()]:
-            t = t.detach().to(self._device)
+            # A snapshot: later training of the model does not change this operator.
+            t = t.detach().to(self._device, copy=True)
             tensors[k] = t.to(self._dtype) if t.is_floating_point() else t
             if t.is_floating_point() and not bool(torch.isfinite(tensors[k]).all()):
                 raise ValueError(f"model tensor {k!r} contains non-finite values (NaN or Inf)")
@@ -175,7 +176,7 @@ class _NetworkOperator(CurvatureOperator):
                 continue
             yield int(x.shape[0]), x, y, self._bn_stats(i, x)
 
-    def _batch_product(self, v, x, y, stats):
+    def _batch_product(self, v, x, y, stats, whole_batch=True):
         raise NotImplementedError
 
     def accumulate(self, v: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -251,32 +252,45 @@ class HessianOperator(_NetworkOperator):
         (BatchNorm uses each batch's own statistics, measured once and then held fixed,
         so no derivative flows through them). Dropout is always off.
     progress: show a tqdm bar over batches (honours ``TQDM_DISABLE``).
+    cache_graph: for a single-batch operator with ``"double-backward"``, keep the gradient
+        graph between products (each product is then one backward pass, as in PyHessian);
+        costs the graph's memory for the operator's lifetime.
+
+    The operator is a snapshot: parameters and buffers are copied at construction, so
+    training the model afterwards does not change it.
     """
 
     _kind = "Hessian-vector"
 
     def __init__(self, model, loss_fn, data, params=None, method: str = "auto", *, dtype=None,
-                 device=None, bn_mode: str = "eval", progress: bool = False):
+                 device=None, bn_mode: str = "eval", progress: bool = False,
+                 cache_graph: bool = True):
         if method not in (*HVP_METHODS, "auto"):
             raise ValueError(f"method must be one of {(*HVP_METHODS, 'auto')}, got {method!r}")
         super().__init__(model, loss_fn, data, params, dtype=dtype, device=device,
                          bn_mode=bn_mode, progress=progress)
         self.method = method
+        self.cache_graph = cache_graph
 
-    def _batch_product(self, v, x, y, stats):
+    def _batch_product(self, v, x, y, stats, whole_batch=True):
         if self.method == "auto":
             self.method = self._choose(v, x, y, stats)
-        return self.products.hvp(v, x, y, stats, self.method)
+        cache = (whole_batch and self.cache_graph and isinstance(self.batches, list)
+                 and len(self.batches) == 1)
+        return self.products.hvp(v, x, y, stats, self.method, cache=cache)
 
     def _choose(self, v, x, y, stats) -> str:
-        key = (self._device.type, type(self.model).__name__, self._P, self._dtype)
+        key = (self._device.type, type(self.model).__name__, self._P, self._dtype,
+               isinstance(self.batches, list) and len(self.batches) == 1)
         if key not in _AUTO_CHOICE:
             times = {}
             for m in HVP_METHODS:
                 best = float("inf")
+                cache = self.cache_graph and isinstance(self.batches, list) \
+                    and len(self.batches) == 1
                 for _ in range(2):  # the first call pays one-off costs (allocator, kernels)
                     t0 = time.perf_counter()
-                    out = self.products.hvp(v, x, y, stats, m)
+                    out = self.products.hvp(v, x, y, stats, m, cache=cache)
                     if self._device.type == "cuda":
                         torch.cuda.synchronize(self._device)
                     float(out[0])
@@ -298,5 +312,5 @@ class GGNOperator(_NetworkOperator):
 
     _kind = "GGN-vector"
 
-    def _batch_product(self, v, x, y, stats):
+    def _batch_product(self, v, x, y, stats, whole_batch=True):
         return self.products.ggnvp(v, x, y, stats)
