@@ -102,6 +102,13 @@ def _check_spectrum(name: str, a) -> np.ndarray:
 # --- the vector Dyson operator -----------------------------------------------------------------
 
 
+def _rmul(A: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Real matrix times complex matrix through the interleaved (re, im) real view, which
+    avoids promoting A to complex (half the flops of a complex product)."""
+    re = np.ascontiguousarray(X, dtype=complex).view(np.float64)
+    return np.ascontiguousarray(A @ re).view(np.complex128)
+
+
 class _Operator:
     """m ↦ Σ_j s_ij m_j as B (C m), with B K×r and C r×K.
 
@@ -145,10 +152,7 @@ class _Operator:
         return None
 
     def apply(self, m: np.ndarray) -> np.ndarray:
-        # Real operator on complex vectors: multiply the (re, im) interleaved real view, which
-        # avoids promoting B and C to complex matrices (half the flops of a complex product).
-        re = np.ascontiguousarray(m).view(np.float64)
-        return np.ascontiguousarray(self.B @ (self.C @ re)).view(np.complex128)
+        return _rmul(self.B, _rmul(self.C, m))
 
     def jacobian_products(self, m2: np.ndarray) -> np.ndarray:
         """Σ_n C_kn m2_n B_nl for each column of m2, as an (r², G) array (one real GEMM)."""
@@ -178,42 +182,63 @@ def _residual(op: _Operator, m: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.abs(m + 1.0 / (z + op.apply(m))).max(0) / np.abs(m).max(0)
 
 
-def _newton(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int) -> np.ndarray:
-    """Newton's method on τ = C m, F(τ) = τ − C·(−1/(z + Bτ)), J = I − C diag(m²) B.
+# The solver works on τ = C m (r numbers per point instead of K): m = φ(τ) = −1/(z + Bτ)
+# and the equation is τ = C φ(τ).
 
-    Steps are halved until the residual falls and m stays on the admissible branch; points
-    where no step helps are left as they are for the caller's fallback.
+
+def _phi(op: _Operator, tau: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return -1.0 / (z + _rmul(op.B, tau))
+
+
+def _tau_residual(op: _Operator, tau: np.ndarray, z: np.ndarray):
+    m = _phi(op, tau, z)
+    res = np.abs(tau - _rmul(op.C, m)).max(0) / np.maximum(np.abs(tau).max(0), 1e-300)
+    return m, res
+
+
+def _average(op: _Operator, tau: np.ndarray, z: np.ndarray, steps: int) -> np.ndarray:
+    """The averaged map τ ← ½τ + ½Cφ(τ) (Helton, Rashidi Far & Speicher 2007)."""
+    for _ in range(steps):
+        tau = 0.5 * tau + 0.5 * _rmul(op.C, _phi(op, tau, z))
+    return tau
+
+
+def _newton(op: _Operator, tau: np.ndarray, z: np.ndarray, tol: float, steps: int) -> np.ndarray:
+    """Newton's method on F(τ) = τ − Cφ(τ), with Jacobian J = I − C diag(φ²) B.
+
+    Steps are halved until the residual falls and φ(τ) stays on the admissible branch;
+    points where no step helps are left as they are for the caller's fallback.
     """
     if not op.newton:
-        return _newton_dense(op, m, z, tol, steps)
+        m = _newton_dense(op, _phi(op, tau, z), z, tol, steps)
+        return _rmul(op.C, m)
     r = op.rank
-    res = _residual(op, m, z)
+    m, res = _tau_residual(op, tau, z)
     stalled = np.zeros(z.size, bool)
     for _ in range(steps):
         act = np.flatnonzero((res > tol) & ~stalled)
         if act.size == 0:
             break
         for chunk in np.array_split(act, max(1, act.size * r * r // 4_000_000)):
-            mc, zc = m[:, chunk], z[chunk]
-            tau = op.C @ mc
-            F = tau - op.C @ (-1.0 / (zc + op.B @ tau))
+            tc, zc = tau[:, chunk], z[chunk]
+            mc = m[:, chunk]
+            F = tc - _rmul(op.C, mc)
             J = np.eye(r) - op.jacobian_products(mc**2).T.reshape(-1, r, r)
             delta = np.linalg.solve(J, -F.T[:, :, None])[:, :, 0].T
             t = np.ones(chunk.size)
             pending = np.arange(chunk.size)
             for _ in range(20):
-                trial = -1.0 / (zc[pending] + op.B @ (tau[:, pending] + t[pending] * delta[:, pending]))
-                new_res = _residual(op, trial, zc[pending])
-                good = _admissible(trial, zc[pending]) & (new_res < res[chunk[pending]])
-                mc[:, pending[good]] = trial[:, good]
-                res[chunk[pending[good]]] = new_res[good]
+                trial = tc[:, pending] + t[pending] * delta[:, pending]
+                m_new, new_res = _tau_residual(op, trial, zc[pending])
+                good = _admissible(m_new, zc[pending]) & (new_res < res[chunk[pending]])
+                idx = chunk[pending[good]]
+                tau[:, idx], m[:, idx], res[idx] = trial[:, good], m_new[:, good], new_res[good]
                 pending = pending[~good]
                 if pending.size == 0:
                     break
                 t[pending] /= 2
             stalled[chunk[pending]] = True
-            m[:, chunk] = mc
-    return m
+    return tau
 
 
 def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int):
@@ -244,49 +269,50 @@ def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps
 
 
 def _initial_guess(op: _Operator, z: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
-    """Start values: for many points on one horizontal line, interpolated solutions on every
-    8th point (solved recursively); otherwise 40 averaged steps from m = i (or −1/z)."""
+    """Start values of τ: for many points on one horizontal line, solutions on every 8th
+    point (solved recursively), interpolated; otherwise 40 averaged steps from m = i (C⁺)
+    or m = −1/z (real z)."""
     if z.size > 64 and np.all(z.imag == z.imag[0]):
         order = np.argsort(z.real, kind="stable")
         coarse = np.unique(np.append(order[::8], order[-1]))
         coarse = coarse[np.argsort(z.real[coarse], kind="stable")]
         xc = z.real[coarse]
-        mc = _solve_dyson(op, z[coarse], tol, max_iter)
+        tc = _solve_tau(op, z[coarse], tol, max_iter)
         hi = np.clip(np.searchsorted(xc, z.real), 1, xc.size - 1)
         span = xc[hi] - xc[hi - 1]
         t = np.where(span > 0, (z.real - xc[hi - 1]) / np.where(span > 0, span, 1.0), 0.0)
-        return (1 - t) * mc[:, hi - 1] + t * mc[:, hi]
+        return (1 - t) * tc[:, hi - 1] + t * tc[:, hi]
     K = op.B.shape[0]
-    m = (np.where(z.imag > 0, 1j, -1.0 / np.where(z == 0, 1.0, z)) * np.ones((K, 1))).astype(complex)
-    for _ in range(min(40, max_iter)):
-        m = 0.5 * m - 0.5 / (z + op.apply(m))
-    return m
+    m = np.where(z.imag > 0, 1j, -1.0 / np.where(z == 0, 1.0, z)) * np.ones((K, 1))
+    return _average(op, _rmul(op.C, m), z, min(40, max_iter))
 
 
-def _solve_dyson(op: _Operator, z: np.ndarray, tol: float, max_iter: int, alpha: float = 0.5):
-    """m(z) for each z (columns), by the averaged iteration and Newton's method.
-
-    The averaged map m ← (1−α)m + α·(−1/(z + S m)) (Helton, Rashidi Far & Speicher 2007)
-    converges from any admissible start for Im z > 0 and, for real z outside the support,
-    from m = −1/z; Newton removes its slow convergence next to the edges. Points where
-    Newton stalls go back to the averaged map, then to Newton again.
-    """
-    m = _newton(op, _initial_guess(op, z, tol, max_iter), z, tol, steps=50)
-    left = _residual(op, m, z) > tol
+def _solve_tau(op: _Operator, z: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
+    tau = _newton(op, _initial_guess(op, z, tol, max_iter), z, tol, steps=50)
+    left = _tau_residual(op, tau, z)[1] > tol
     it = 0
     while left.any() and it < max_iter:
-        sub = m[:, left]
-        for _ in range(50):
-            sub = (1 - alpha) * sub - alpha / (z[left] + op.apply(sub))
-        m[:, left] = _newton(op, sub, z[left], tol, steps=20)
-        left = _residual(op, m, z) > tol
+        sub = _average(op, tau[:, left], z[left], 50)
+        tau[:, left] = _newton(op, sub, z[left], tol, steps=20)
+        left = _tau_residual(op, tau, z)[1] > tol
         it += 50
     if left.any():
         raise RuntimeError(
             f"vector Dyson solver did not reach tol={tol:g} at {int(left.sum())} points "
             f"(e.g. z={z[left][0]:.6g}); increase eta or max_iter"
         )
-    return m
+    return tau
+
+
+def _solve_dyson(op: _Operator, z: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
+    """m(z) for each z (columns): averaged iteration and Newton's method on τ = C m.
+
+    The averaged map m ← ½m + ½·(−1/(z + S m)) (Helton, Rashidi Far & Speicher 2007)
+    converges from any admissible start for Im z > 0 and, for real z outside the support,
+    from m = −1/z; Newton removes its slow convergence next to the edges. Points where
+    Newton stalls go back to the averaged map, then to Newton again.
+    """
+    return _phi(op, _solve_tau(op, z, tol, max_iter), z)
 
 
 def _upper_bound(op: _Operator) -> float:
@@ -376,10 +402,9 @@ def _real_solution(op: _Operator, lam: float, g0: np.ndarray | None, tol: float)
     """(g, Perron root of diag(g²)SW) at real λ > 0 on the branch from +∞, or None."""
     m = (-g0 if g0 is not None else np.full(op.B.shape[0], -1.0 / lam)).astype(complex)[:, None]
     z = np.array([lam + 0j])
-    for _ in range(20):
-        m = 0.5 * m - 0.5 / (z + op.apply(m))
-    m = _newton(op, m, z, tol, steps=60)
-    if _residual(op, m, z)[0] > tol or not _admissible(m, z)[0]:
+    tau = _newton(op, _average(op, _rmul(op.C, m), z, 20), z, tol, steps=60)
+    m, res = _tau_residual(op, tau, z)
+    if res[0] > tol or not _admissible(m, z)[0]:
         return None
     g = -m[:, 0].real
     # Along the branch from +∞ the stability operator I − diag(g²)SW stays invertible; its
