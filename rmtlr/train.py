@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 import rmtlr
 from rmtlr import data as rdata
@@ -244,7 +244,8 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
     t0, step, epoch = time.perf_counter(), 0, 0
     while step < total and outcome == "ok":
         epoch += 1
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, seen = 0.0, 0
+        correct = torch.zeros((), dtype=torch.long, device=device)  # summed on device: no sync
         for xb, yb in _batches(train_set, cfg.batch_size, gen, device):
             lr = cfg.lr if cfg.schedule == "constant" else eq23_lr(step, total, cfg.lr,
                                                                    cfg.final_ratio)
@@ -264,7 +265,7 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
             loss.backward()
             opt.step()
             loss_sum += value * len(yb)
-            correct += (out.detach().argmax(1) == yb).sum().item()
+            correct += (out.detach().argmax(1) == yb).sum()
             seen += len(yb)
             step += 1
             bar.update(1)
@@ -274,7 +275,7 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
             curves["epoch"].append(epoch)
             curves["lr"].append(lr)
             curves["train_loss"].append(loss_sum / seen)
-            curves["train_acc"].append(correct / seen)
+            curves["train_acc"].append(correct.item() / seen)
             if val_set is not None and outcome == "ok":
                 vl, va = evaluate(model, val_set, device)
                 curves["val_loss"].append(vl)
