@@ -36,7 +36,9 @@ def best_time(fn, repeats: int) -> float:
 def smooth_profile(n: int) -> np.ndarray:
     """S_ij = 0.5 + (x_i + x_j)² + 0.5 cos 2π(x_i − x_j), x_i = (i + ½)/n."""
     x = (np.arange(n) + 0.5) / n
-    return 0.5 + (x[:, None] + x[None, :]) ** 2 + 0.5 * np.cos(2 * np.pi * (x[:, None] - x[None, :]))
+    return (
+        0.5 + (x[:, None] + x[None, :]) ** 2 + 0.5 * np.cos(2 * np.pi * (x[:, None] - x[None, :]))
+    )
 
 
 def main() -> None:
@@ -58,8 +60,10 @@ def main() -> None:
     premade = wigner(m, seed=0)
     t_bare = best_time(lambda: np.linalg.eigvalsh(premade), args.repeats)
     t_full = best_time(lambda: np.linalg.eigvalsh(wigner(m, seed=1)), args.repeats)
-    print(f"2. Wigner n={m}: sample + eigvalsh {t_full:.2f} s, bare eigvalsh {t_bare:.2f} s, "
-          f"ratio {t_full / t_bare:.2f}  (target <= 1.5)")
+    print(
+        f"2. Wigner n={m}: sample + eigvalsh {t_full:.2f} s, bare eigvalsh {t_bare:.2f} s, "
+        f"ratio {t_full / t_bare:.2f}  (target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

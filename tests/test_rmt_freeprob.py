@@ -117,9 +117,7 @@ def test_full_profile_equals_its_block_reduction():
 # --- vector Dyson equation: simulation ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name,n", [("two-block", 2000), ("smooth", 1500)]
-)
+@pytest.mark.parametrize("name,n", [("two-block", 2000), ("smooth", 1500)])
 def test_density_vs_simulation(name, n):
     if name == "two-block":
         S_full, S, fr = block_profile(TWO_BLOCK, HALVES, n), TWO_BLOCK, HALVES
@@ -182,6 +180,20 @@ def test_profile_outlier_reduces_to_lemma5():
         assert res.threshold == pytest.approx(s, rel=1e-4)
     below = profile_outlier(0.5, [1.0], np.ones((1, 1)))
     assert below.outlier == pytest.approx(2.0, rel=1e-8) and below.overlap == 0.0
+
+
+def test_profile_outlier_vectorised_and_monotone():
+    thetas = np.array([0.5, 1.0, 2.0, 3.0, 5.0])
+    res = profile_outlier(thetas, [0.0, 1.0], TWO_BLOCK, HALVES)
+    single = [profile_outlier(t, [0.0, 1.0], TWO_BLOCK, HALVES).outlier for t in thetas]
+    assert np.allclose(res.outlier, single, rtol=1e-12)
+    above = thetas > res.threshold
+    assert np.all(np.diff(res.outlier[above]) > 0) and np.all(np.diff(res.overlap[above]) > 0)
+    assert np.all(res.overlap[~above] == 0) and np.all(res.outlier[~above] == res.outlier[0])
+    mirrored = profile_outlier(-thetas, [0.0, 1.0], TWO_BLOCK, HALVES)
+    assert np.allclose(mirrored.outlier, -res.outlier) and np.allclose(
+        mirrored.overlap, res.overlap
+    )
 
 
 def test_stochastic_profile_outlier_is_placement_free():

@@ -58,7 +58,9 @@ def _check_profile(S, fractions):
     """Validated (S, w): S K×K symmetric non-negative, w the K weights (α_k, or 1/n each)."""
     S = np.asarray(S, dtype=float)
     if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
-        raise ValueError(f"S (variance profile) must be a non-empty square array, got shape {S.shape}")
+        raise ValueError(
+            f"S (variance profile) must be a non-empty square array, got shape {S.shape}"
+        )
     if not np.all(np.isfinite(S)) or np.any(S < 0):
         raise ValueError("S (variance profile) must be finite with entries >= 0")
     scale = max(1.0, float(S.max()))
@@ -174,7 +176,9 @@ def _admissible(m: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Columns on the right branch: Im m > 0 on C⁺; real m of sign −sign z on the real axis."""
     up = z.imag > 0
     ok_up = np.all(m.imag > 0, axis=0)
-    ok_real = np.all(m.real * np.sign(z.real) < 0, axis=0) & np.all(np.abs(m.imag) <= 1e-300, axis=0)
+    ok_real = np.all(m.real * np.sign(z.real) < 0, axis=0) & np.all(
+        np.abs(m.imag) <= 1e-300, axis=0
+    )
     return np.where(up, ok_up, ok_real)
 
 
@@ -365,8 +369,9 @@ def dyson_stieltjes(S, z, fractions=None, *, tol: float = 1e-12, max_iter: int =
     return G.reshape(z.shape + (S.shape[0],))
 
 
-def dyson_density(S, x, fractions=None, *, eta: float | None = None, tol: float = 1e-12,
-                  max_iter: int = 20_000):
+def dyson_density(
+    S, x, fractions=None, *, eta: float | None = None, tol: float = 1e-12, max_iter: int = 20_000
+):
     r"""Limiting eigenvalue density of a Wigner-type matrix with variance profile S.
 
     .. math:: ρ(x) = \frac{1}{π} \sum_i w_i \operatorname{Im} m_i(x + iη)
@@ -482,8 +487,8 @@ def mean_variance(S, fractions=None) -> float:
 class ProfileOutlier(NamedTuple):
     """Placement-aware spike prediction (see :func:`profile_outlier`)."""
 
-    outlier: float
-    overlap: float
+    outlier: float | np.ndarray
+    overlap: float | np.ndarray
     threshold: float
 
 
@@ -505,27 +510,28 @@ def profile_outlier(theta, v_weights, S, fractions=None) -> ProfileOutlier:
 
     Parameters
     ----------
-    theta: spike strength (non-zero).
+    theta: spike strength(s) (non-zero); an array gives arrays of outliers and overlaps.
     v_weights: squared entries v_i² (length n), or per-block masses Σ_{i∈k} v_i² (length K);
         non-negative and summing to 1.
     S, fractions: the variance profile, as in :func:`dyson_density`.
 
     Returns
     -------
-    ProfileOutlier(outlier, overlap, threshold); threshold is θ_c > 0.
+    ProfileOutlier(outlier, overlap, threshold); threshold is θ_c > 0 (it depends on v, not θ).
     """
     S, w = _check_profile(S, fractions)
-    theta = float(theta)
-    if not np.isfinite(theta) or theta == 0:
+    theta = np.asarray(theta, dtype=float)
+    if theta.size == 0 or not np.all(np.isfinite(theta)) or np.any(theta == 0):
         raise ValueError(f"theta must be finite and non-zero, got {theta!r}")
     u = np.asarray(v_weights, dtype=float).ravel()
     if u.size != S.shape[0]:
-        raise ValueError(f"v_weights must have length {S.shape[0]} (one per row/block), got {u.size}")
+        raise ValueError(
+            f"v_weights must have length {S.shape[0]} (one per row/block), got {u.size}"
+        )
     if not np.all(np.isfinite(u)) or np.any(u < 0) or not np.isclose(u.sum(), 1.0, atol=1e-9):
         raise ValueError("v_weights must be non-negative and sum to 1 (they are v_i² for a unit v)")
     op = _Operator(S, w)
     edge = _edge(op)
-    sign, t = np.sign(theta), abs(theta)
 
     def g_at(lam):
         return -_solve_dyson(op, np.array([lam + 0j]), 1e-13, 20_000)[:, 0].real
@@ -535,21 +541,26 @@ def profile_outlier(theta, v_weights, S, fractions=None) -> ProfileOutlier:
 
     # G is analytic up to the edge with a square-root singularity, so h(E⁺) is the limit of
     # h at E(1 + δ); δ = 1e-9 leaves an O(√δ) ≈ 3e-5 relative error in the threshold.
-    h_edge = h(edge * (1 + 1e-9))
-    threshold = 1.0 / h_edge
-    if t <= threshold:
-        return ProfileOutlier(float(sign * edge), 0.0, float(threshold))
-    hi = 2.0 * edge
-    while h(hi) > 1.0 / t:
-        hi *= 2
-    rho = brentq(lambda lam: h(lam) - 1.0 / t, edge * (1 + 1e-9), hi, xtol=1e-13, rtol=1e-13)
-    g = g_at(rho)
-    # G′ = −(I − D B C)⁻¹ G² with D = diag(G²), by Woodbury:
-    # (I − D B C)⁻¹ = I + D B (I − C D B)⁻¹ C, an r×r solve.
-    DB = g[:, None] ** 2 * op.B
-    dg = -(g**2 + DB @ np.linalg.solve(np.eye(op.rank) - op.C @ DB, op.C @ g**2))
-    overlap = -1.0 / (t**2 * float(u @ dg))
-    return ProfileOutlier(float(sign * rho), float(overlap), float(threshold))
+    threshold = 1.0 / h(edge * (1 + 1e-9))
+    outlier, overlap = np.empty(theta.shape), np.empty(theta.shape)
+    for idx, th in np.ndenumerate(theta):
+        t = abs(th)
+        if t <= threshold:
+            outlier[idx], overlap[idx] = np.sign(th) * edge, 0.0
+            continue
+        hi = 2.0 * edge
+        while h(hi) > 1.0 / t:
+            hi *= 2
+        rho = brentq(
+            lambda lam, t=t: h(lam) - 1.0 / t, edge * (1 + 1e-9), hi, xtol=1e-13, rtol=1e-13
+        )
+        g = g_at(rho)
+        # G′ = −(I − D B C)⁻¹ G² with D = diag(G²), by Woodbury:
+        # (I − D B C)⁻¹ = I + D B (I − C D B)⁻¹ C, an r×r solve.
+        DB = g[:, None] ** 2 * op.B
+        dg = -(g**2 + DB @ np.linalg.solve(np.eye(op.rank) - op.C @ DB, op.C @ g**2))
+        outlier[idx], overlap[idx] = np.sign(th) * rho, -1.0 / (t**2 * float(u @ dg))
+    return ProfileOutlier(_out(outlier), _out(overlap), float(threshold))
 
 
 # --- free additive convolution by subordination ---------------------------------------------------
@@ -616,8 +627,9 @@ def _belinschi_bercovici(z: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float
     raise RuntimeError(f"Belinschi–Bercovici iteration did not converge in {max_iter} steps")
 
 
-def free_convolution_stieltjes(z, a, b=None, *, sigma=None, tol: float = 1e-12,
-                               max_iter: int = 20_000):
+def free_convolution_stieltjes(
+    z, a, b=None, *, sigma=None, tol: float = 1e-12, max_iter: int = 20_000
+):
     r"""Stieltjes transform G(z) of μ_A ⊞ μ_B, the limiting spectrum of A + O B Oᵀ.
 
     - ``sigma`` given (B a semicircle of radius 2σ, i.e. A + Wigner): the Pastur equation
@@ -653,8 +665,16 @@ def free_convolution_stieltjes(z, a, b=None, *, sigma=None, tol: float = 1e-12,
     return _out(G.reshape(z.shape))
 
 
-def free_convolution_density(x, a, b=None, *, sigma=None, eta: float | None = None,
-                             tol: float = 1e-12, max_iter: int = 20_000):
+def free_convolution_density(
+    x,
+    a,
+    b=None,
+    *,
+    sigma=None,
+    eta: float | None = None,
+    tol: float = 1e-12,
+    max_iter: int = 20_000,
+):
     r"""Density of μ_A ⊞ μ_B (or μ_A ⊞ semicircle(σ)) on a real grid.
 
     ρ(x) = −Im G(x + iη)/π with G from :func:`free_convolution_stieltjes` (Stieltjes
