@@ -317,8 +317,9 @@ def spectrum_at(model: nn.Module, train_set, *, batch_size: int = 128, num_batch
 
 
 def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike, *,
-                            train_set=None, val_set=None, spectra_kw: dict | None = None,
-                            device=None, profile: str | None = None) -> list[dict]:
+                            train_set=None, val_set=None, spectra_set=None,
+                            spectra_kw: dict | None = None, device=None,
+                            profile: str | None = None) -> list[dict]:
     """Train ``cfg`` with checkpoints at ``epochs`` and measure :func:`spectrum_at` at each.
 
     One record per epoch is appended to ``results/spectra.jsonl``: ``config`` (the training
@@ -326,7 +327,10 @@ def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike
     up to that epoch, ``profile``, ``device``, ``versions``, ``wall_time_s``. Epochs
     already recorded (same config and ``spectra_kw``) are read back, not recomputed, and
     training is skipped altogether when every epoch is there; checkpoints live under
-    ``results/checkpoints``. Returns the records in epoch order (a diverged run stops early).
+    ``results/checkpoints``. ``spectra_set`` (default ``train_set``) is the data the
+    curvature is measured on: pass the training images without augmentation when training
+    augments them, so every matvec sees the same samples. Returns the records in epoch
+    order (a diverged run stops early).
     """
     results = Path(results)
     store = results / "spectra.jsonl"
@@ -351,16 +355,17 @@ def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike
         run = train_with_checkpoints(cfg, want, results, train_set=train_set, val_set=val_set,
                                      device=device)
         model = run["model"]
+        measured_on = spectra_set if spectra_set is not None else train_set
         for e in want:
             if e in done or e not in run["checkpoints"]:
                 continue
             state = torch.load(run["checkpoints"][e], map_location=device, weights_only=True)
             model.load_state_dict(state["state_dict"])
             t0 = time.perf_counter()
-            spec = spectrum_at(model, train_set, device=device, **spectra_kw)
+            spec = spectrum_at(model, measured_on, device=device, **spectra_kw)
             rec = {"config": config, "epoch": e, "spectra_kw": kw_key, **spec,
                    "history": state["history"], "profile": prof,
-                   "data": getattr(train_set, "description", type(train_set).__name__),
+                   "data": getattr(measured_on, "description", type(measured_on).__name__),
                    **provenance(device), "wall_time_s": time.perf_counter() - t0}
             append_record(store, rec)
         done = have()
