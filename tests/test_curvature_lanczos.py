@@ -143,6 +143,9 @@ def test_slq_density_edge_zero_mass_and_normalisation():
     # ∫ρ = Σ weights = 1 up to the Gaussian tails beyond ±5σ of the grid (< 1e-6) and the
     # trapezoid error on 1000 points.
     assert abs(np.trapezoid(dens.density, dens.grid) - 1) < 1e-3
+    np.testing.assert_allclose(dens.density_on(dens.grid), dens.density, rtol=1e-12)
+    wide = dens.density_on(dens.grid, 2 * dens.sigma)  # a wider kernel still integrates to 1
+    assert abs(np.trapezoid(wide, dens.grid) - 1) < 1e-3
     # Null space: weight of q on it ~ Beta(P/4, P/4) with mean 1/2 and sd ≈ 1/sqrt(2P)=0.016
     # per vector; 5 sd of a mean of 4.
     assert abs(dens.zero_mass - 0.5) < 5 * 0.016 / 2

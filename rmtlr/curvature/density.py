@@ -54,6 +54,12 @@ class SLQDensity:
     bulk_edge_lower: float
     zero_mass: float
 
+    def density_on(self, grid, sigma: float | None = None) -> np.ndarray:
+        """The Gaussian-smoothed density of the same nodes and weights on another grid
+        (width ``sigma``, default this result's), without new Lanczos runs."""
+        return _smooth(self.nodes, self.weights, np.asarray(grid, dtype=float),
+                       self.sigma if sigma is None else sigma)
+
     def moment(self, k: int) -> float:
         """SLQ estimate of the k-th spectral moment tr(A^k)/P = mean_v Σ_j τ_vj θ_vj^k."""
         return float(np.mean(np.sum(self.weights * self.nodes ** int(k), axis=1)))
@@ -112,8 +118,7 @@ def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: f
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("grid must be a non-empty 1-D array of finite values")
-    kern = np.exp(-0.5 * ((grid[:, None] - nodes.ravel()[None, :]) / sigma) ** 2)
-    density = kern @ weights.ravel() / (n_v * np.sqrt(2 * np.pi) * sigma)
+    density = _smooth(nodes, weights, grid, sigma)
     heavy = weights >= 1.0 / P
     upper = np.where(heavy, nodes, -np.inf).max(axis=1)
     lower = np.where(heavy, nodes, np.inf).min(axis=1)
@@ -121,6 +126,15 @@ def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: f
     zero_mass = float(np.mean(np.sum(np.where(near, weights, 0.0), axis=1)))
     return SLQDensity(nodes, weights, grid, density, float(sigma), P, float(upper.mean()),
                       float(lower.mean()), zero_mass)
+
+
+def _smooth(nodes, weights, grid, sigma) -> np.ndarray:
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0, got {sigma!r}")
+    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
+        raise ValueError("grid must be a non-empty 1-D array of finite values")
+    kern = np.exp(-0.5 * ((grid[:, None] - nodes.ravel()[None, :]) / sigma) ** 2)
+    return kern @ weights.ravel() / (nodes.shape[0] * np.sqrt(2 * np.pi) * sigma)
 
 
 @dataclass
