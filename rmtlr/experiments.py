@@ -98,8 +98,9 @@ def append_record(path: str | os.PathLike, record: dict) -> None:
 
 
 def load_records(path: str | os.PathLike, **match) -> list[dict]:
-    """Records of a JSONL results file whose fields equal ``match`` (dotted keys reach into
-    ``config``, e.g. ``**{"config.batch_size": 128}``); [] if the file does not exist."""
+    """Records of a JSONL results file whose fields equal ``match``; nested fields are
+    reached with ``__`` or a dot, e.g. ``load_records(path, config__batch_size=128)``.
+    [] if the file does not exist; a torn last line (a kill mid-write) is ignored."""
     def get(rec, key):
         for part in key.split("."):
             if not isinstance(rec, dict) or part not in rec:
