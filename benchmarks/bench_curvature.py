@@ -79,7 +79,7 @@ def bench_hvp_ratio(repeats: int):
     rows = {}
     for method in ("forward-over-reverse", "double-backward"):
         op = HessianOperator(model, loss, (x, y), method=method)
-        t = best_time(lambda: op @ v, repeats)
+        t = best_time(lambda op=op: op @ v, repeats)
         rows[method] = t / t_grad
         print(f"    HVP {method:<22}: {t * 1e3:8.1f} ms   ratio {t / t_grad:5.2f}")
     op = HessianOperator(model, loss, (x, y), method="auto")
@@ -154,7 +154,7 @@ def bench_pyhessian(iters: int, trace_vectors: int):
         try:
             call()
             print(f"    PyHessian {name}: runs on torch {torch.__version__}")
-        except Exception as err:  # report, do not stop: this is the point of the check
+        except Exception as err:  # noqa: BLE001  (report any failure: the point of the check)
             print(f"    PyHessian {name}: FAILS on torch {torch.__version__} "
                   f"({type(err).__name__}: {str(err).splitlines()[0][:80]})")
     print(f"    model state after PyHessian (was training=False, no .grad): {state}")

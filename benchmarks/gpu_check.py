@@ -105,7 +105,7 @@ def time_vgg(device, n, batch, steps, num_classes):
     v = torch.randn(P, generator=torch.Generator().manual_seed(0)).to(device)
     for method in ("forward-over-reverse", "double-backward"):
         op = HessianOperator(model, loss, batches, method=method)
-        t = timed(lambda: op @ v, device)
+        t = timed(lambda op=op: op @ v, device)
         print(f"    full-data HVP {method:<22}: {t:.3f} s  (HVP/gradient {t / t_grad:.2f})")
     op = HessianOperator(model, loss, batches, method="auto")
     op @ v

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, hessian, jacrev
 
-from rmtlr.curvature import (GGNOperator, HessianOperator, MatrixOperator,
-                             batch_norm_statistics)
+from rmtlr.curvature import GGNOperator, HessianOperator, MatrixOperator, batch_norm_statistics
 
 RTOL = 1e-10
+CE = nn.CrossEntropyLoss()
 
 # torch.func.hessian (the dense reference) triggers a deprecation warning inside torch.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
@@ -109,11 +109,11 @@ def forward_frozen_cnn(model, w, x):
     return torch.nn.functional.linear(h.flatten(1), p["fc.weight"], p["fc.bias"])
 
 
-def dense_hessian(model, forward, x, y, loss=nn.CrossEntropyLoss()):
+def dense_hessian(model, forward, x, y, loss=CE):
     return hessian(lambda w: loss(forward(model, w, x), y))(flat_params(model))
 
 
-def dense_ggn(model, forward, x, y, loss=nn.CrossEntropyLoss()):
+def dense_ggn(model, forward, x, y, loss=CE):
     w = flat_params(model)
     out = forward(model, w, x)
     J = jacrev(lambda w: forward(model, w, x))(w).reshape(out.numel(), -1)
@@ -260,7 +260,13 @@ def test_float32_operator_of_a_float64_model_and_auto_method():
 
 
 def test_model_state_unchanged_after_every_public_call():
-    from rmtlr.curvature import hessian_variance, hutchinson_trace, lanczos, slq_density, top_eigenpairs
+    from rmtlr.curvature import (
+        hessian_variance,
+        hutchinson_trace,
+        lanczos,
+        slq_density,
+        top_eigenpairs,
+    )
 
     model = make_cnn()
     x, y = cnn_data(n=8)

@@ -84,7 +84,7 @@ class CurvatureOperator:
 
         return spla.LinearOperator(self.shape, matvec=mv, rmatvec=mv, dtype=np_dtype)
 
-    def _combine(self, other, sign: float) -> "LinearCombination":
+    def _combine(self, other, sign: float) -> LinearCombination:
         if not isinstance(other, CurvatureOperator):
             return NotImplemented
         return LinearCombination([(1.0, self), (sign, other)])
