@@ -361,3 +361,18 @@ def test_operator_is_a_snapshot_and_cached_graph_matches_uncached():
             p.mul_(1.5)
     assert torch.allclose(cached @ v, first, rtol=1e-13, atol=0)
     assert torch.allclose(plain @ v, first, rtol=1e-12, atol=1e-15)
+
+
+def test_one_batch_convenience_functions():
+    from rmtlr.curvature import ggn_vector_product, hessian_vector_product
+
+    model = make_cnn()
+    x, y = cnn_data()
+    v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(5))
+    H = dense_hessian(model, forward_frozen_cnn, x, y)
+    hv = hessian_vector_product(model, CE, x, y, v, method="double-backward",
+                                bn_mode="frozen-train")
+    assert rel(hv, H @ v) < RTOL
+    G = dense_ggn(model, forward_eval, x, y)
+    assert rel(ggn_vector_product(model, CE, x, y, v), G @ v) < RTOL
