@@ -211,6 +211,26 @@ def test_two_block_outlier_values():
     assert 3 + mean_variance(TWO_BLOCK, HALVES) / 3 == pytest.approx(3.367, abs=5e-4)
 
 
+def test_profile_outlier_matches_generic_bgn_recipe():
+    # Independent route: feed h(λ) = Σ_k u_k G_k(λ) to the generic Benaych-Georges–Nadakuditi
+    # solver of rmt.outliers (its own root bracket and finite-difference G′); the analytic
+    # G′ used by profile_outlier must agree to finite-difference accuracy. The edge is
+    # passed as E(1 + 1e-9), where profile_outlier evaluates h(E⁺) too (G is not defined
+    # on the support itself).
+    from rmtlr.rmt.outliers import outliers_from_stieltjes
+
+    edge = dyson_edge(TWO_BLOCK, HALVES) * (1 + 1e-9)
+    thetas = [2.5, 3.0, 4.0]
+    for u in ([1.0, 0.0], [0.0, 1.0], [0.3, 0.7]):
+        ours = profile_outlier(thetas, u, TWO_BLOCK, HALVES)
+        generic = outliers_from_stieltjes(
+            thetas, lambda x, u=u: float(np.dot(u, dyson_stieltjes(TWO_BLOCK, x, HALVES))), edge
+        )
+        assert np.allclose(ours.outlier, generic.location, rtol=1e-9)
+        assert np.allclose(ours.overlap, generic.overlap, rtol=1e-5)
+        assert ours.threshold == pytest.approx(generic.thresholds[1], rel=1e-12)
+
+
 def _spike_in(n, weights, seed):
     """Unit v with Gaussian entries inside each block, block k carrying mass weights[k]."""
     rng = np.random.default_rng(seed)

@@ -21,6 +21,7 @@ blocks k and l, so Σ_j s_ij m_j = Σ_l α_l S_kl m_l).
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 import numpy as np
@@ -434,7 +435,21 @@ def _perron(op: _Operator, d: np.ndarray) -> float:
     return float(new)
 
 
+_EDGE_CACHE: dict[bytes, float] = {}
+
+
 def _edge(op: _Operator, tol: float = 1e-12) -> float:
+    """Upper edge of the support, cached per profile: root finders on the real axis (BGN
+    outliers) call :func:`dyson_stieltjes` many times for the same profile."""
+    key = hashlib.blake2b(op.B.tobytes() + op.C.tobytes(), digest_size=16).digest()
+    if key not in _EDGE_CACHE:
+        if len(_EDGE_CACHE) >= 32:
+            _EDGE_CACHE.pop(next(iter(_EDGE_CACHE)))
+        _EDGE_CACHE[key] = _bisect_edge(op, tol)
+    return _EDGE_CACHE[key]
+
+
+def _bisect_edge(op: _Operator, tol: float) -> float:
     top = _upper_bound(op)
     # Bracket from inside the top band: the largest coarse-grid point where the density is at
     # least 1% of its maximum, so that bisection cannot land in a gap between bands.
@@ -638,8 +653,9 @@ def free_convolution_stieltjes(
       fixed point ω₁ = h_B(h_A(ω₁) + z) + z, h_μ = 1/G_μ − id, and G = G_A(ω₁)
       (RMT_NOTES §5.2).
 
-    Both are solved at all z at once by the averaged fixed-point map for a few steps, then
-    by Newton's method kept on the admissible branch.
+    Both are solved at all z at once: the fixed-point map (averaged for Pastur's equation)
+    for the first steps, then Newton's method wherever its step stays on the admissible
+    branch (Im G < 0, resp. Im ω₁ ≥ Im z).
 
     Parameters
     ----------
