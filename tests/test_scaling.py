@@ -3,9 +3,17 @@
 import numpy as np
 import pytest
 
-from rmtlr.scaling import (adam_max_lr, crossover_batch_size, effective_batch_size,
-                           fit_power_law, implied_sigma, linear_rule, min_damping, sgd_max_lr,
-                           sqrt_rule)
+from rmtlr.scaling import (
+    adam_max_lr,
+    crossover_batch_size,
+    effective_batch_size,
+    fit_power_law,
+    implied_sigma,
+    linear_rule,
+    min_damping,
+    sgd_max_lr,
+    sqrt_rule,
+)
 
 P, SIG, LAM = 10_000, 0.02, 1.5  # sqrt(P/B)σ = 2/sqrt(B): the outlier regime starts near B = 2
 

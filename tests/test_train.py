@@ -24,7 +24,7 @@ def test_eq23_schedule_breakpoints():
     # Continuous at both breakpoints (to within one step's slope).
     assert abs(eq23_lr(150.001, T, a, r) - a) < 1e-5
     assert abs(eq23_lr(269.999, T, a, r) - r * a) < 1e-5
-    for bad in (dict(t=-1, T=T, alpha0=a), dict(t=1, T=0, alpha0=a), dict(t=1, T=T, alpha0=0)):
+    for bad in ({"t": -1, "T": T, "alpha0": a}, {"t": 1, "T": 0, "alpha0": a}, {"t": 1, "T": T, "alpha0": 0}):
         with pytest.raises(ValueError):
             eq23_lr(**bad)
 
@@ -60,7 +60,7 @@ def test_divergence_is_recorded_not_raised():
 def test_adam_with_huge_damping_is_sgd_with_rate_alpha_over_delta():
     # Adam's step is α m̂/(sqrt(v̂) + δ); with β1 = 0 and δ ≫ |g| it is α g/δ (Sec. 11:
     # δ → ∞ turns Adam into SGD). Relative deviation ≈ sqrt(v̂)/δ ≈ |g|/1e4 < 1e-3.
-    common = dict(batch_size=64, steps=5, model_kw={"hidden": 16})
+    common = {"batch_size": 64, "steps": 5, "model_kw": {"hidden": 16}}
     adam = TrainConfig(optimizer="adam", lr=1e3, eps=1e4, betas=(0.0, 0.999), **common)
     sgd = TrainConfig(optimizer="sgd", lr=0.1, **common)
     ra, rs = train(adam, train_set=DS, device="cpu"), train(sgd, train_set=DS, device="cpu")

@@ -12,8 +12,16 @@ from rmtlr.models.small import MLP, SmallCNN
 from rmtlr.models.vgg import VGG16
 from rmtlr.models.wrn import WideResNet
 
-__all__ = ["MLP", "MODEL_NAMES", "PreResNet", "SmallCNN", "VGG16", "WideResNet", "build",
-           "count_parameters"]
+__all__ = [
+    "MLP",
+    "MODEL_NAMES",
+    "VGG16",
+    "PreResNet",
+    "SmallCNN",
+    "WideResNet",
+    "build",
+    "count_parameters",
+]
 
 _BUILDERS = {
     "vgg16": lambda c, **kw: VGG16(c, batch_norm=False, **kw),
