@@ -16,7 +16,9 @@ Tolerances (RMT_NOTES §7.2):
 
 import numpy as np
 import pytest
-from scipy.integrate import cumulative_trapezoid
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import cumulative_trapezoid, trapezoid
 
 from rmtlr.rmt.ensembles import block_profile, haar_orthonormal, variance_profile_matrix, wigner
 from rmtlr.rmt.freeprob import (
@@ -98,7 +100,7 @@ def test_density_has_mass_one_and_two_block_edge():
     x = np.linspace(-edge - 0.5, edge + 0.5, 20001)
     rho = dyson_density(TWO_BLOCK, x, HALVES)
     # Mass lost to the Cauchy tails beyond the grid is O(η/0.5) ≈ 1e-8.
-    assert np.trapezoid(rho, x) == pytest.approx(1.0, abs=1e-4)
+    assert trapezoid(rho, x) == pytest.approx(1.0, abs=1e-4)
     assert rho[np.abs(x) > edge + 1e-3].max() < 1e-5
     # The block-diagonal Stieltjes vector satisfies the block equations exactly.
     z = np.array([0.7 + 0.01j, 3.0])
@@ -194,6 +196,35 @@ def test_profile_outlier_vectorised_and_monotone():
     assert np.allclose(mirrored.outlier, -res.outlier) and np.allclose(
         mirrored.overlap, res.overlap
     )
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    s11=st.floats(0.1, 3.0),
+    s12=st.floats(0.0, 3.0),
+    s22=st.floats(0.1, 3.0),
+    alpha=st.floats(0.1, 0.9),
+    u1=st.floats(0.0, 1.0),
+    c=st.floats(0.3, 3.0),
+)
+def test_profile_scaling_invariance(s11, s12, s22, alpha, u1, c):
+    # X → cX multiplies the profile by c²: the edge scales by c, and a spike cθ on c²S lands
+    # at c times the outlier of θ on S, with the same overlap and c times the threshold.
+    S = np.array([[s11, s12], [s12, s22]])
+    fr, u = [alpha, 1 - alpha], [u1, 1 - u1]
+    edge = dyson_edge(S, fr)
+    assert dyson_edge(c**2 * S, fr) == pytest.approx(c * edge, rel=1e-8)
+    base = profile_outlier(3.0, u, S, fr)
+    scaled = profile_outlier(3.0 * c, u, c**2 * S, fr)
+    assert scaled.threshold == pytest.approx(c * base.threshold, rel=1e-6)
+    assert scaled.outlier == pytest.approx(c * base.outlier, rel=1e-8)
+    assert scaled.overlap == pytest.approx(base.overlap, rel=1e-6, abs=1e-12)
+    # Upper bound 2√(max row sum) (RMT_NOTES §6.3). Lower bound 2σ̄: the 2k-th moment of ρ is
+    # a sum over the Cat_k non-crossing pairings (plane trees with k edges) of weighted tree
+    # counts, each ≥ σ̄^(2k) by Sidorenko's inequality (which holds for trees), so
+    # E ≥ lim (Cat_k σ̄^(2k))^(1/2k) = 2σ̄.
+    sbar = np.sqrt(mean_variance(S, fr))
+    assert 2 * sbar * (1 - 1e-9) <= edge <= 2 * np.sqrt((S @ fr).max()) * (1 + 1e-9)
 
 
 def test_stochastic_profile_outlier_is_placement_free():
@@ -303,7 +334,7 @@ def test_pastur_equation_vs_closed_form_and_simulation():
     eigs = np.linalg.eigvalsh(np.diag(a) + wigner(n, 1.0, seed=3))
     grid = np.linspace(-2.5, 5.5, 4001)
     rho = free_convolution_density(grid, a, sigma=1.0, eta=1e-8)
-    assert np.trapezoid(rho, grid) == pytest.approx(1.0, abs=1e-4)
+    assert trapezoid(rho, grid) == pytest.approx(1.0, abs=1e-4)
     assert _ks_to_density(eigs, grid, rho) < 10 / n
 
 
@@ -331,7 +362,7 @@ def test_belinschi_bercovici_matches_pastur_and_simulation():
     eigs = np.linalg.eigvalsh(np.diag(a) + (O * b) @ O.T)
     grid = np.linspace(-0.5, 7.0, 3001)
     rho = free_convolution_density(grid, a, b, eta=1e-3)
-    assert np.trapezoid(rho, grid) == pytest.approx(1.0, abs=2e-3)
+    assert trapezoid(rho, grid) == pytest.approx(1.0, abs=2e-3)
     assert _ks_to_density(eigs, grid, rho) < 10 / n
 
 
