@@ -33,15 +33,20 @@ def main() -> None:
     img = data.load("images", per_class=200) if data.cifar10_jpeg_available() else \
         data.load("synthetic_images", n=2000, num_classes=10)
     rows = []
-    for B in (32, 128, 512):
-        cfg = TrainConfig(model="mlp", batch_size=B, steps=args.steps, lr=0.05,
-                          model_kw={"hidden": 64})
-        rows.append((f"MLP 32-64-64-10, {gm.description[:40]}…", "cpu", B,
-                     throughput(cfg, gm, "cpu")))
+    threads = torch.get_num_threads()
+    for n in sorted({1, threads}):
+        # Tiny matrices: intra-op threads can cost more in synchronisation than they save.
+        torch.set_num_threads(n)
+        for B in (32, 128, 512):
+            cfg = TrainConfig(model="mlp", batch_size=B, steps=args.steps, lr=0.05,
+                              model_kw={"hidden": 64})
+            rows.append((f"MLP 32-64-64-10, Gaussian mixture, {n} thread(s)", "cpu", B,
+                         throughput(cfg, gm, "cpu")))
+    torch.set_num_threads(threads)
     for B in (32, 128, 512):
         cfg = TrainConfig(model="small_cnn", batch_size=B, steps=max(5, args.steps // 5), lr=0.05,
                           model_kw={"width": 16})
-        rows.append((f"small CNN w=16, {img.description[:40]}…", "cpu", B,
+        rows.append((f"small CNN w=16, {img.description[:28]}…, {threads} thread(s)", "cpu", B,
                      throughput(cfg, img, "cpu")))
     if torch.cuda.is_available():
         vds = data.synthetic_images(n=4096, num_classes=100)
