@@ -30,8 +30,9 @@ $(MATHJAX):
 	cd _build/mathjax-npm && npm pack --silent mathjax@3.2.2 >/dev/null && tar xzf mathjax-3.2.2.tgz
 	rm -rf _static/mathjax && cp -r _build/mathjax-npm/package/es5 _static/mathjax
 
+# Progress bars are for interactive runs; the rendered pages should not carry them.
 book: $(STAMP) $(MATHJAX)
-	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 	@echo "Book: _build/html/index.html"
 
 test: $(STAMP)

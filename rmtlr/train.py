@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 import rmtlr
 from rmtlr import data as rdata
 from rmtlr import models
+from rmtlr.progress import progress_bar
 from rmtlr.scaling import linear_rule, sqrt_rule
 
 __all__ = ["MaxLRResult", "TrainConfig", "eq23_lr", "evaluate", "is_stable", "lr_rule_from_spec", "max_stable_lr",
@@ -139,13 +139,6 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _progress_disabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return not progress
-    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
-    return env not in ("", "0", "false") or "PYTEST_CURRENT_TEST" in os.environ
-
-
 def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
@@ -237,8 +230,8 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
     curves = {k: [] for k in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")}
     step_loss: list[float] = []
     outcome, diverged_at = "ok", None
-    bar = tqdm(total=total, desc=f"{cfg.model} B={cfg.batch_size} lr={cfg.lr:.3g}",
-               disable=_progress_disabled(progress), leave=False)
+    bar = progress_bar(total=total, desc=f"{cfg.model} B={cfg.batch_size} lr={cfg.lr:.3g}",
+                       progress=progress)
     probe = _probe(train_set, cfg.probe)
     initial = evaluate(model, probe, device)[0]
     t0, step, epoch = time.perf_counter(), 0, 0
@@ -403,7 +396,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     done = {run_key(r["config"]): r for r in read_results(results)}
     out = []
     jobs = [(B, s) for B in sizes for s in seeds]
-    for B, s in tqdm(jobs, desc="sweep", disable=_progress_disabled(progress)):
+    for B, s in progress_bar(jobs, desc="sweep", progress=progress, leave=True):
         cfg = dataclasses.replace(base, batch_size=B, lr=float(rule(B)), seed=int(s))
         key = run_key(cfg.to_dict())
         if key not in done:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rmtlr import data, experiments as ex, models
+from rmtlr import data, models
+from rmtlr import experiments as ex
 from rmtlr.rmt.batch import effective_batch_size, hessian_variance
 from rmtlr.train import TrainConfig, eq23_lr
 

@@ -3,9 +3,9 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from rmtlr import plotting  # noqa: E402
+from rmtlr import plotting
 
 
 def test_style_sets_palette_and_labels():

@@ -76,7 +76,7 @@ def test_theorem10_overlaps_gaussian_mode(gaussian_case):
     H, V = gaussian_case
     B = 1
     s = batch_noise_scale(P_G, B, N_G, SIGMA_G * np.sqrt(N_G / (N_G - 1)))
-    w, U = np.linalg.eigh(batch_noise_model(H, B, N_G, SIGMA_G, seed=7))
+    _w, U = np.linalg.eigh(batch_noise_model(H, B, N_G, SIGMA_G, seed=7))
     # θ = 6 and θ = −4 have |θ|/s ≥ 2, where the overlap sd is ≤ 0.5/sqrt(P).
     sim = np.array([(U[:, -1] @ V[:, 0]) ** 2, (U[:, 0] @ V[:, 2]) ** 2])
     pred = overlap(np.array([6.0, -4.0]), P_G, B, N_G, SIGMA_G * np.sqrt(N_G / (N_G - 1)))
@@ -150,7 +150,7 @@ def test_theorem10_overlaps_per_sample_mode(per_sample_case):
     H, V, stack = per_sample_case
     B = 4
     sigma = np.sqrt(hessian_variance(stack, ddof=1))
-    w, U = np.linalg.eigh(batch_noise_model(H, B, N_S, per_sample=stack, seed=21))
+    _w, U = np.linalg.eigh(batch_noise_model(H, B, N_S, per_sample=stack, seed=21))
     sim = np.array([(U[:, -1] @ V[:, 0]) ** 2, (U[:, 0] @ V[:, 2]) ** 2])
     pred = overlap(np.array([5.0, -4.0]), P_S, B, N_S, sigma)  # |θ|/s ≥ 3
     assert np.all(np.abs(sim - pred) < 5 * 0.5 / np.sqrt(P_S)), (sim, pred)

@@ -123,7 +123,7 @@ def test_per_sample_vectors_reproduce_full_ggn(finite_data_set):
 
 @pytest.mark.parametrize("B", [400, 2000, 10000, 20000])
 def test_ggn_batch_outlier_without_replacement(finite_data_set, B):
-    G, _, X, N = finite_data_set
+    _G, _, X, N = finite_data_set
     w = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=10 + B))
     gamma = ggn_ratio(P_G, B, N)
     for k, ell in enumerate(ELLS):
@@ -136,7 +136,7 @@ def test_ggn_batch_outlier_without_replacement(finite_data_set, B):
 
 
 def test_ggn_batch_edge_atom_when_left_out_samples_cannot_span(finite_data_set):
-    G, V, X, N = finite_data_set
+    _G, _V, X, N = finite_data_set
     B = N - P_G // 2  # N − B < P: bulk directions untouched by the left-out samples stay at N/B
     w = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=31))
     assert w[-3] == pytest.approx(ggn_batch_edge(P_G, B, N, 1.0), rel=1e-9)
@@ -144,7 +144,7 @@ def test_ggn_batch_edge_atom_when_left_out_samples_cannot_span(finite_data_set):
 
 @pytest.mark.parametrize("B", [2000, 10000])
 def test_ggn_batch_edge_is_wachter_with_effective_batch_size(finite_data_set, B):
-    G, _, X, N = finite_data_set
+    _G, _, X, N = finite_data_set
     third = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=20 + B))[-3]  # bulk top
     edge = ggn_batch_edge(P_G, B, N, 1.0)
     # the edge fluctuates on the Tracy–Widom scale ~ n^(-2/3); Johnstone's scale with n = B

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rmtlr.curvature.lanczos import _as_operator, lanczos
+from rmtlr.progress import progress_bar
 from rmtlr.rmt.batch import effective_batch_size
 
 __all__ = ["HessianVariance", "SLQDensity", "TraceEstimate", "hessian_variance",
@@ -158,9 +159,7 @@ def hutchinson_trace(op, num_vectors: int = 100, *, seed: int | None = 0,
     P = op.shape[0]
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
     it = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="Hutchinson", leave=False)
+    it = progress_bar(it, desc="Hutchinson", progress=progress)
     vals = []
     for _ in it:
         z = (torch.randint(0, 2, (P,), generator=gen) * 2 - 1).to(op.device, op.dtype)
@@ -240,9 +239,7 @@ def hessian_variance(op, num_vectors: int = 10, *, per_sample: bool = True, seed
     values = []
     n_units = n_total = 0
     it = range(n_z)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="Hessian variance", leave=False)
+    it = progress_bar(it, desc="Hessian variance", progress=progress)
     for _ in it:
         z = torch.randn(P, generator=gen, dtype=torch.float64)
         z = (z / torch.linalg.vector_norm(z)).to(op.device, op.dtype)

@@ -21,18 +21,12 @@ from torch import nn
 
 from rmtlr.curvature.base import CurvatureOperator
 from rmtlr.curvature.hvp import BN_MODES, HVP_METHODS, BatchProducts, batch_norm_statistics
+from rmtlr.progress import progress_bar
 
 __all__ = ["GGNOperator", "HessianOperator", "model_state_preserved"]
 
 # method="auto" decisions, measured once per (device type, model class, P, operator kind).
 _AUTO_CHOICE: dict[tuple, str] = {}
-
-
-def _progress(iterable, enabled: bool, desc: str, total=None):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
 class model_state_preserved:
@@ -170,7 +164,8 @@ class _NetworkOperator(CurvatureOperator):
     def iter_batches(self):
         """Yield (n_b, x, y, bn_stats) for every batch, on the operator's device and dtype."""
         total = len(self.batches) if hasattr(self.batches, "__len__") else None
-        for i, batch in enumerate(_progress(self.batches, self.progress, self._kind, total)):
+        for i, batch in enumerate(progress_bar(self.batches, desc=self._kind, total=total,
+                                                          progress=self.progress)):
             x, y = self._prepare(*batch)
             if x.shape[0] == 0:
                 continue

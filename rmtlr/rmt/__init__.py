@@ -7,12 +7,15 @@ Stieltjes transforms), :mod:`~rmtlr.rmt.freeprob` (free convolution, vector Dyso
 (effective batch size, Theorem 4, the batch-noise model).
 """
 
-from rmtlr.rmt.batch import *  # noqa: F403
-from rmtlr.rmt.ensembles import *  # noqa: F403
-from rmtlr.rmt.freeprob import *  # noqa: F403
-from rmtlr.rmt.ggn import *  # noqa: F403
-from rmtlr.rmt.laws import *  # noqa: F403
-from rmtlr.rmt.outliers import *  # noqa: F403
 from rmtlr.rmt import batch, ensembles, freeprob, ggn, laws, outliers
+from rmtlr.rmt.batch import *
+from rmtlr.rmt.ensembles import *
+from rmtlr.rmt.freeprob import *
+from rmtlr.rmt.ggn import *
+from rmtlr.rmt.laws import *
+from rmtlr.rmt.outliers import *
 
-__all__ = [*batch.__all__, *ensembles.__all__, *freeprob.__all__, *ggn.__all__, *laws.__all__, *outliers.__all__]
+__all__ = [  # noqa: PLE0604 (the submodules' __all__ are lists of strings)
+    *batch.__all__, *ensembles.__all__, *freeprob.__all__, *ggn.__all__, *laws.__all__,
+    *outliers.__all__,
+]

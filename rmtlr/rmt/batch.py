@@ -209,7 +209,7 @@ def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=N
         return H_emp + scale * _symmetric_gaussian(P, rng)
 
     if not isinstance(B, (int, np.integer)) or isinstance(B, bool):
-        raise ValueError(f"B (batch size) must be an integer in the per-sample mode, got {B!r}")
+        raise ValueError(f"B (batch size) must be an integer in the per-sample mode, got {B!r}")  # noqa: TRY004 (sizes raise ValueError throughout)
     if not isinstance(N, (int, np.integer)) or isinstance(N, bool) or N <= 0:
         raise ValueError(
             f"N (number of samples) must be a positive integer in the per-sample mode, got {N!r}"
