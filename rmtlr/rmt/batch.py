@@ -76,6 +76,15 @@ def batch_noise_scale(P, B, N, sigma_eps):
     return _out(np.sqrt(P / eff) * sigma_eps)
 
 
+def _eigenvalue_and_noise_scale(lam, P, B, N, sigma_eps):
+    """Validated λ and the semicircle scale s = sqrt(P/𝔟)·σ_ε, broadcast together."""
+    lam = np.asarray(lam, dtype=float)
+    if np.any(~np.isfinite(lam)):
+        raise ValueError("lam (eigenvalue) must be finite")
+    s = np.asarray(batch_noise_scale(P, B, N, sigma_eps), dtype=float)
+    return np.broadcast_arrays(lam, s)
+
+
 def batch_outlier(lam, P, B, N, sigma_eps):
     r"""Theorem 4: where a full-data Hessian eigenvalue λ moves in the batch Hessian.
 
@@ -97,11 +106,7 @@ def batch_outlier(lam, P, B, N, sigma_eps):
     B, N: batch size and number of samples (0 < B ≤ N).
     sigma_eps: root-mean-square per-entry standard deviation of the per-sample Hessian.
     """
-    lam = np.asarray(lam, dtype=float)
-    if np.any(~np.isfinite(lam)):
-        raise ValueError("lam (eigenvalue) must be finite")
-    s = np.asarray(batch_noise_scale(P, B, N, sigma_eps), dtype=float)
-    lam, s = np.broadcast_arrays(lam, s)
+    lam, s = _eigenvalue_and_noise_scale(lam, P, B, N, sigma_eps)
     above = np.abs(lam) > s
     with np.errstate(divide="ignore", invalid="ignore"):
         moved = lam + s**2 / np.where(lam == 0, 1.0, lam)
@@ -273,11 +278,7 @@ def overlap(lam, P, B, N, sigma_eps):
     (the spiked-Wigner overlap 1 − σ²/θ² of Lemma 5's model with σ² = (P/𝔟)σ_ε²). As
     B → N the overlap tends to 1; at the threshold it vanishes continuously.
     """
-    lam = np.asarray(lam, dtype=float)
-    if np.any(~np.isfinite(lam)):
-        raise ValueError("lam (eigenvalue) must be finite")
-    s = np.asarray(batch_noise_scale(P, B, N, sigma_eps), dtype=float)
-    lam, s = np.broadcast_arrays(lam, s)
+    lam, s = _eigenvalue_and_noise_scale(lam, P, B, N, sigma_eps)
     above = np.abs(lam) > s
     with np.errstate(divide="ignore", invalid="ignore"):
         ov = 1.0 - (s / np.where(above, lam, 1.0)) ** 2
