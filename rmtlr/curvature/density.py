@@ -75,7 +75,7 @@ class SLQDensity:
 
 
 def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: float | None = None,
-                zero_tol: float = 1e-3, seed: int | None = 0, progress: bool = False
+                zero_tol: float = 1e-3, seed: int | None = 0, progress: bool | None = None
                 ) -> SLQDensity:
     r"""Spectral density by stochastic Lanczos quadrature.
 
@@ -99,6 +99,8 @@ def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: f
     sigma: smoothing width (> 0; default 1% of the spread of the nodes).
     zero_tol: relative width of the "near zero" window for ``zero_mass`` (≥ 0).
     seed: seed of the start vectors (vector v uses seed + v).
+    progress: a tqdm bar over the vectors; None (default): on unless ``TQDM_DISABLE`` is set
+        or pytest runs.
     """
     op = _as_operator(op)
     P = op.shape[0]
@@ -106,7 +108,8 @@ def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: f
     if not (np.isfinite(zero_tol) and zero_tol >= 0):
         raise ValueError(f"zero_tol must be finite and >= 0, got {zero_tol!r}")
     base = 0 if seed is None else int(seed)
-    runs = [lanczos(op, num_iters, seed=base + v, progress=progress) for v in range(n_v)]
+    runs = [lanczos(op, num_iters, seed=base + v, progress=False)
+            for v in progress_bar(range(n_v), desc="SLQ vectors", progress=progress)]
     nodes = np.stack([r.ritz_values for r in runs])
     weights = np.stack([r.ritz_weights for r in runs])
     spread = float(nodes.max() - nodes.min())
@@ -148,18 +151,18 @@ class TraceEstimate:
 
 
 def hutchinson_trace(op, num_vectors: int = 100, *, seed: int | None = 0,
-                     progress: bool = False) -> TraceEstimate:
+                     progress: bool | None = None) -> TraceEstimate:
     r"""Hutchinson's estimator tr(A) ≈ (1/n) Σ_v z_vᵀ A z_v, z_v Rademacher (Hutchinson 1990).
 
     Unbiased, with variance 2(‖A‖_F² − Σ_i A_ii²)/n; ``stderr`` is the sample standard
-    deviation of the n ≥ 2 terms over sqrt(n).
+    deviation of the n ≥ 2 terms over sqrt(n). ``progress``: a tqdm bar over the probes;
+    None (default): on unless ``TQDM_DISABLE`` is set or pytest runs.
     """
     op = _as_operator(op)
     n = _check_count("num_vectors", num_vectors, 2)
     P = op.shape[0]
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    it = range(n)
-    it = progress_bar(it, desc="Hutchinson", progress=progress)
+    it = progress_bar(range(n), desc="Hutchinson", progress=progress)
     vals = []
     for _ in it:
         z = (torch.randint(0, 2, (P,), generator=gen) * 2 - 1).to(op.device, op.dtype)
@@ -194,7 +197,7 @@ class HessianVariance:
 
 
 def hessian_variance(op, num_vectors: int = 10, *, per_sample: bool = True, seed: int | None = 0,
-                     progress: bool = False) -> HessianVariance:
+                     progress: bool | None = None) -> HessianVariance:
     r"""Hessian variance σ² (Granziol et al. 2022, Algorithm 1) and σ_ε for Theorem 4.
 
     For random unit vectors z (uniform on the sphere),
@@ -224,6 +227,8 @@ def hessian_variance(op, num_vectors: int = 10, *, per_sample: bool = True, seed
     per_sample: units are single samples (each batch is split, so BatchNorm must be in
         ``"eval"`` mode) rather than the batches of ``op``'s data.
     seed: seed of the z.
+    progress: a tqdm bar over the z; None (default): on unless ``TQDM_DISABLE`` is set or
+        pytest runs.
     """
     from rmtlr.curvature.operators import _NetworkOperator
 

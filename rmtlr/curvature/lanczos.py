@@ -90,7 +90,7 @@ _DGKS = 1 / 2 ** 0.5
 
 def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | None = None,
             return_vectors: bool = False, breakdown_tol: float | None = None,
-            progress: bool = False) -> LanczosResult:
+            progress: bool | None = None) -> LanczosResult:
     r"""Run m = ``num_iters`` Lanczos steps on a symmetric operator.
 
     Recurrence (Golub & Van Loan 2013, Alg. 10.1.1): β_j q_{j+1} = A q_j − α_j q_j −
@@ -107,7 +107,8 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
     return_vectors: also return the P×m Ritz vectors.
     breakdown_tol: restart when β_j < breakdown_tol·max(|α|, |β|); default 100·machine
         epsilon of the operator's dtype.
-    progress: tqdm bar over steps.
+    progress: tqdm bar over steps; None (default) shows it unless ``TQDM_DISABLE`` is set or
+        pytest runs (:func:`rmtlr.progress.progress_enabled`).
     """
     t_start = time.perf_counter()
     op = _as_operator(op)
@@ -136,8 +137,7 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
     restarts = 0
     t_mv = 0.0
     scale = 0.0
-    steps = range(m)
-    steps = progress_bar(steps, desc="Lanczos", progress=progress)
+    steps = progress_bar(range(m), desc="Lanczos", progress=progress)
     for j in steps:
         _sync(device)
         t0 = time.perf_counter()
@@ -175,7 +175,7 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
 
 
 def top_eigenpairs(op, k: int = 1, steps: int | None = None, *, seed: int | None = None,
-                   which: str = "largest", progress: bool = False):
+                   which: str = "largest", progress: bool | None = None):
     """The k largest (or smallest) eigenvalues and eigenvectors of ``op`` by Lanczos.
 
     Extreme Ritz pairs converge first (Kaniel–Paige theory, Golub & Van Loan 2013,
