@@ -4,3 +4,13 @@ import os
 
 os.environ.setdefault("RMTLR_PROFILE", "quick")
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+# Property tests draw the same examples on every run, so `make test` on a fresh clone is
+# reproducible; `pytest --hypothesis-profile=default tests` draws fresh examples to explore.
+try:
+    from hypothesis import settings
+except ImportError:  # the test extra is not installed: there are no property tests to run
+    pass
+else:
+    settings.register_profile("rmtlr", derandomize=True, database=None)
+    settings.load_profile("rmtlr")

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 import torch
 
 from rmtlr import data
 from rmtlr.train import TrainConfig, train
+
+# Progress bars would add their own time to what is measured.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def throughput(cfg: TrainConfig, ds, device: str) -> float:

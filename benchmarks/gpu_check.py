@@ -15,6 +15,7 @@ Prints device, date and numbers; asserts nothing (the tests do), but flags a mis
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -23,6 +24,9 @@ from torch import nn
 from rmtlr import data
 from rmtlr.curvature import GGNOperator, HessianOperator, lanczos
 from rmtlr.models import VGG16, count_parameters
+
+# Progress bars would add their own time to what is measured.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def sync(device):

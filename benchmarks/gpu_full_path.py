@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,9 @@ import torch
 
 from rmtlr import data, experiments, get_profile, models
 from rmtlr.train import TrainConfig, train
+
+# Progress bars would add their own time to what is measured.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 PAPER_N, PAPER_EPOCHS, PAPER_M = 45_000, 300, 100
 

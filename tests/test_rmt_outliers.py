@@ -202,3 +202,13 @@ def test_bad_input_raises():
         outliers.outliers_from_stieltjes([2.0], 3.0, 2.0)
     with pytest.raises(ValueError, match="stieltjes"):
         outliers.outliers_from_stieltjes([3.0], lambda x: laws.semicircle_stieltjes(x) + 1j, 2.0)
+
+
+@pytest.mark.parametrize("q", [1.0, 4.0])
+def test_mp_additive_tiny_negative_spike_has_the_limiting_overlap(q):
+    # θ → 0⁻ with q ≥ 1: the outlier sits just below the atom at 0, with overlap 1 − 1/q
+    # (the limit of −D/(θ − qσ²)); a subnormal θ once overflowed to NaN (found by hypothesis).
+    for theta in (-5e-324, -1e-300, -1e-12):
+        loc, ov = outliers.mp_additive_outlier(theta, q)
+        assert loc <= 0.0
+        assert ov == pytest.approx(1 - 1 / q, abs=1e-9)

@@ -17,6 +17,12 @@ forward pass is a fixed function of the weights. ``bn_mode="eval"`` normalises w
 running statistics; ``bn_mode="frozen-train"`` normalises with the statistics of the batch
 itself, measured once per batch by :func:`batch_norm_statistics` and then held constant
 (no derivative flows through the batch mean and variance).
+
+In both modes a BatchNorm layer is, for the products, the per-channel affine map
+x·(γ/√(v + ε)) + (β − m·γ/√(v + ε)) with constant m and v. :class:`_AffineBatchNorm`
+evaluates it in that form: the same function as ``F.batch_norm`` in eval mode, whose
+generic double-backward costs several more passes over every activation (measured: HVP /
+gradient 2.30 → 1.96 on a BatchNorm CNN on the CPU).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp
 from torch.func import jvp as _torch_jvp
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["BN_MODES", "HVP_METHODS", "batch_norm_statistics", "ggn_vector_product",
            "hessian_vector_product"]
@@ -108,6 +116,28 @@ def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor],
     return stats
 
 
+class _AffineBatchNorm(TorchFunctionMode):
+    """Evaluate eval-mode ``F.batch_norm`` as the per-channel affine map it is."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.batch_norm:
+            names = ("input", "running_mean", "running_var", "weight", "bias", "training",
+                     "momentum", "eps")
+            a = {**dict(zip(names, args)), **kwargs}
+            if not a.get("training", False) and a.get("running_mean") is not None:
+                x, eps = a["input"], a.get("eps", 1e-5)
+                scale = torch.rsqrt(a["running_var"] + eps)
+                if a.get("weight") is not None:
+                    scale = a["weight"] * scale
+                shift = -a["running_mean"] * scale
+                if a.get("bias") is not None:
+                    shift = shift + a["bias"]
+                shape = (1, -1) + (1,) * (x.ndim - 2)
+                return x * scale.reshape(shape) + shift.reshape(shape)
+        return func(*args, **kwargs)
+
+
 def _split(v: torch.Tensor, names, shapes, numels) -> dict[str, torch.Tensor]:
     return {n: t.view(s) for n, t, s in zip(names, torch.split(v, numels), shapes)}
 
@@ -134,7 +164,8 @@ class BatchProducts:
 
     def _forward(self, p: dict[str, torch.Tensor], x, bn_stats):
         fixed = self.fixed if not bn_stats else {**self.fixed, **bn_stats}
-        return functional_call(self.model, {**fixed, **p}, (x,))
+        with _AffineBatchNorm():
+            return functional_call(self.model, {**fixed, **p}, (x,))
 
     def _loss(self, p, x, y, bn_stats):
         return _scalar_loss(self.loss_fn(self._forward(p, x, bn_stats), y))

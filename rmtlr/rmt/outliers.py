@@ -125,8 +125,9 @@ def mp_additive_outlier(theta, q, sigma=1.0):
     lower_edge = lo if q < 1 else 0.0
     out = np.where(theta >= 0, theta > upper_c, theta < lower_c)
     safe = np.where(out, theta, 2 * upper_c + 1.0)
-    rho = safe + s2 * safe / (safe - q * s2)
-    d = rho * (2 * q * s2 / safe - 1) + s2 * (1 - q)
+    ratio = 1.0 + s2 / (safe - q * s2)  # ρ/θ, written without dividing by a tiny θ < 0
+    rho = safe * ratio
+    d = 2 * q * s2 * ratio - rho + s2 * (1 - q)
     ov = -d / (safe - q * s2)
     location = np.where(out, rho, np.where(theta >= 0, hi, lower_edge))
     return _out(location), _out(np.where(out, ov, 0.0))
