@@ -150,9 +150,9 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
         if j == m - 1:
             break
         # Three-term recurrence first, so the full pass only removes rounding-level drift.
-        w = w - a * Q[j]  # out of place: an operator may return its input
+        w = torch.add(w, Q[j], alpha=-a)  # out of place: an operator may return its input
         if j > 0:
-            w = w - beta[j - 1] * Q[j - 1]
+            w.add_(Q[j - 1], alpha=-beta[j - 1])
         w = _orthogonalise(w, Q[: j + 1])
         b = float(torch.linalg.vector_norm(w))
         scale = max(scale, b)
@@ -164,7 +164,7 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
             Q[j + 1] = w / torch.linalg.vector_norm(w)
         else:
             beta[j] = b
-            Q[j + 1] = w / b
+            torch.div(w, b, out=Q[j + 1])
     theta, Y = scipy.linalg.eigh_tridiagonal(alpha, beta)
     weights = Y[0] ** 2
     vectors = None
