@@ -130,6 +130,39 @@ def rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
+class PoolNet(nn.Module):
+    """ReLU and max pooling in every form the double-backward product rewrites:
+    ``nn.ReLU(inplace=True)``, ``F.relu``, ``torch.relu``, non-overlapping pooling and
+    overlapping, padded, ceil-mode pooling (an input can be the maximum of two windows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 3 * 3, 3)
+
+    def forward(self, x):
+        h = self.pool(self.act(self.c1(x)))
+        h = torch.nn.functional.relu(self.c2(h))
+        h = torch.nn.functional.max_pool2d(h, 3, stride=2, padding=1, ceil_mode=True)
+        return self.fc(torch.relu(h + 0.1).flatten(1))
+
+
+@pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
+def test_hvp_relu_maxpool_matches_dense_hessian(method):
+    torch.manual_seed(3)
+    model = PoolNet().double()
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 2, 8, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (6,), generator=g)
+    H = dense_hessian(model, forward_eval, x, y)
+    # The ReLU/pooling patterns must matter: with every unit off the test would be vacuous.
+    assert H.abs().max() > 1e-3
+    assert rel(densify(HessianOperator(model, CE, (x, y), method=method)), H) < RTOL
+
+
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
 def test_hvp_mlp_matches_dense_hessian(method):
     torch.manual_seed(0)
