@@ -132,7 +132,7 @@ def rel(a, b):
 
 class PoolNet(nn.Module):
     """ReLU and max pooling in every form the double-backward product rewrites:
-    ``nn.ReLU(inplace=True)``, ``F.relu``, ``torch.relu``, non-overlapping pooling and
+    ``nn.ReLU(inplace=True)``, ``F.relu``, ``torch.relu``, ``Tensor.relu``, non-overlapping pooling and
     overlapping, padded, ceil-mode pooling (an input can be the maximum of two windows)."""
 
     def __init__(self):
@@ -147,7 +147,8 @@ class PoolNet(nn.Module):
         h = self.pool(self.act(self.c1(x)))
         h = torch.nn.functional.relu(self.c2(h))
         h = torch.nn.functional.max_pool2d(h, 3, stride=2, padding=1, ceil_mode=True)
-        return self.fc(torch.relu(h + 0.1).flatten(1))
+        h = torch.relu(h - 0.1) + (h + 0.1).relu()
+        return self.fc(h.flatten(1))
 
 
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])

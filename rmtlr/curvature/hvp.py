@@ -195,7 +195,7 @@ class _CurvatureForward(TorchFunctionMode):
                     shift = shift + a["bias"]
                 shape = (1, -1) + (1,) * (x.ndim - 2)
                 return x * scale.reshape(shape) + shift.reshape(shape)
-        elif self.piecewise_linear and func in (F.relu, torch.relu):
+        elif self.piecewise_linear and func in (F.relu, torch.relu, torch.Tensor.relu):
             return _PiecewiseLinearReLU.apply(args[0] if args else kwargs["input"])
         elif self.piecewise_linear and func is F.max_pool2d:
             a = {**dict(zip(_POOL_ARGS, args)), **kwargs}
