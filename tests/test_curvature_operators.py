@@ -144,7 +144,9 @@ class PoolNet(nn.Module):
         self.fc = nn.Linear(3 * 3 * 3, 3)
 
     def forward(self, x):
-        h = self.pool(self.act(self.c1(x)))
+        h = self.c1(x)
+        self.act(h)  # relies on the in-place side effect: h itself must change
+        h = self.pool(h)
         h = torch.nn.functional.relu(self.c2(h))
         h = torch.nn.functional.max_pool2d(h, 3, stride=2, padding=1, ceil_mode=True)
         h = torch.relu(h - 0.1) + (h + 0.1).relu()

@@ -131,15 +131,19 @@ class _PiecewiseLinearReLU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x):
-        out = torch.relu(x)
+    def forward(ctx, x, inplace):
+        if inplace:  # a model may rely on the side effect (``relu(h, inplace=True)``; use h)
+            out = x.relu_()
+            ctx.mark_dirty(x)
+        else:
+            out = torch.relu(x)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(g, out.detach(), 0)
+        return torch.ops.aten.threshold_backward(g, out.detach(), 0), None
 
 
 class _ArgmaxPool2d(torch.autograd.Function):
@@ -196,7 +200,8 @@ class _CurvatureForward(TorchFunctionMode):
                 shape = (1, -1) + (1,) * (x.ndim - 2)
                 return x * scale.reshape(shape) + shift.reshape(shape)
         elif self.piecewise_linear and func in (F.relu, torch.relu, torch.Tensor.relu):
-            return _PiecewiseLinearReLU.apply(args[0] if args else kwargs["input"])
+            a = {**dict(zip(("input", "inplace"), args)), **kwargs}
+            return _PiecewiseLinearReLU.apply(a["input"], bool(a.get("inplace", False)))
         elif self.piecewise_linear and func is F.max_pool2d:
             a = {**dict(zip(_POOL_ARGS, args)), **kwargs}
             x, k = a["input"], a["kernel_size"]
