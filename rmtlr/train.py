@@ -134,6 +134,11 @@ def eq23_lr(t: float, T: float, alpha0: float, r: float = 0.01) -> float:
     return r * alpha0
 
 
+def _finite_or_none(x: float) -> float | None:
+    """Records are strict JSON (no NaN/Infinity literals), so a non-finite value is null."""
+    return x if math.isfinite(x) else None
+
+
 def _versions() -> dict:
     return {"rmtlr": rmtlr.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
@@ -271,7 +276,10 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
             curves["train_acc"].append(correct.item() / seen)
             if val_set is not None and outcome == "ok":
                 vl, va = evaluate(model, val_set, device)
-                curves["val_loss"].append(vl)
+                # The last step can blow the weights up after its (finite) loss was taken.
+                if not math.isfinite(vl):
+                    outcome, diverged_at = "diverged", step
+                curves["val_loss"].append(_finite_or_none(vl))
                 curves["val_acc"].append(va)
     bar.close()
     if device.type == "cuda":
@@ -288,7 +296,7 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
         "initial_loss": initial,
         "final_loss": final,
         "curves": curves,
-        "step_loss": [v if math.isfinite(v) else None for v in step_loss],
+        "step_loss": [_finite_or_none(v) for v in step_loss],
         "wall_time_s": wall,
         "samples_per_s": step * cfg.batch_size / wall if wall > 0 else None,
         "device": str(device),

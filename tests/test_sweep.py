@@ -69,6 +69,24 @@ def test_bad_sweep_input(tmp_path):
         sweep([], "const:0.1", tmp_path / "r.jsonl", BASE, train_set=DS)
 
 
+def test_run_with_nonfinite_validation_loss_is_stored_as_diverged(tmp_path):
+    # lr 1e20 at B = N: the single step of epoch 1 has a finite loss but leaves NaN weights,
+    # so only the validation loss sees it.
+    out = tmp_path / "r.jsonl"
+    val = data.gaussian_mixture(n=64, seed=0)
+    base = TrainConfig(epochs=2, model_kw={"hidden": 8})
+    rule = lambda B: 0.05 if B < 512 else 1e20  # noqa: E731
+    recs = sweep([64, 512, 128], rule, out, base, train_set=DS, val_set=val, device="cpu")
+    assert [r["config"]["batch_size"] for r in read_results(out)] == [64, 512, 128]
+    bad = recs[1]
+    assert bad["outcome"] == "diverged" and bad["final_loss"] is None
+    assert bad["curves"]["val_loss"] == [None]
+    assert "NaN" not in out.read_text() and "Infinity" not in out.read_text()
+    before = out.read_bytes()
+    sweep([64, 512, 128], rule, out, base, train_set=DS, val_set=val, device="cpu")
+    assert out.read_bytes() == before  # resume reuses all three, including the diverged one
+
+
 SCRIPT = textwrap.dedent("""
     import sys
     from rmtlr import data
