@@ -8,6 +8,8 @@ function computed in float64 by different routes, so they differ only by roundin
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -313,6 +315,7 @@ def test_model_state_unchanged_after_every_public_call():
     before_flags = {n: m.training for n, m in model.named_modules()}
     before_buf = {k: b.clone() for k, b in model.named_buffers()}
     before_grad = {k: p.grad.clone() for k, p in model.named_parameters()}
+    grad_objects = {k: p.grad for k, p in model.named_parameters()}
     before_par = {k: p.detach().clone() for k, p in model.named_parameters()}
     loss = nn.CrossEntropyLoss()
     ops = [HessianOperator(model, loss, (x, y), method=m, bn_mode=b)
@@ -331,6 +334,8 @@ def test_model_state_unchanged_after_every_public_call():
             assert torch.equal(b, before_buf[k]), k
         for k, p in model.named_parameters():
             assert torch.equal(p.grad, before_grad[k]), k
+            # the same tensor object: a view into a flat gradient buffer must stay one
+            assert p.grad is grad_objects[k], k
             assert torch.equal(p.detach(), before_par[k]), k
 
 
@@ -354,7 +359,13 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="non-finite"):
         op @ bad
     with pytest.raises(ValueError, match="empty"):
-        HessianOperator(model, loss, [(x[:0], y[:0])])
+        HessianOperator(model, loss, [(x[:0], y[:0])]) @ bad.nan_to_num()
+    with pytest.raises(TypeError, match="re-iterable"):
+        HessianOperator(model, loss, ((x[i:i + 3], y[i:i + 3]) for i in (0, 3, 6)))
+    triples = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y, torch.arange(len(y))), batch_size=4)
+    with pytest.raises(ValueError, match=r"\(x, y\) pair"):
+        HessianOperator(model, loss, triples) @ bad.nan_to_num()
     with pytest.raises(ValueError, match="scalar"):
         HessianOperator(model, nn.CrossEntropyLoss(reduction="none"), (x, y)) @ bad.nan_to_num()
     frozen = mlp().double().requires_grad_(False)
@@ -412,3 +423,102 @@ def test_one_batch_convenience_functions():
     assert rel(hv, H @ v) < RTOL
     G = dense_ggn(model, forward_eval, x, y)
     assert rel(ggn_vector_product(model, CE, x, y, v), G @ v) < RTOL
+
+
+
+@pytest.mark.parametrize("method", ["auto", "double-backward"])
+def test_per_sample_products_do_not_leak_into_the_cached_graph(method, monkeypatch):
+    """hessian_variance's per-sample products come first here; with the default graph
+    cache the operator must still multiply by the whole-batch Hessian afterwards."""
+    from rmtlr.curvature import hessian_variance
+    from rmtlr.curvature import operators as ops_module
+
+    monkeypatch.setattr(ops_module, "_AUTO_CHOICE", {})  # make 'auto' measure here
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    op = HessianOperator(model, CE, (x, y), method=method)
+    hessian_variance(op, num_vectors=2)
+    H = dense_hessian(model, forward_eval, x, y)
+    assert rel(densify(op), H) < RTOL
+
+
+def mse_model():
+    torch.manual_seed(5)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+
+
+@pytest.mark.parametrize("loss", [nn.MSELoss(), nn.HuberLoss(delta=0.5)], ids=["mse", "huber"])
+def test_regression_losses_hessian_auto_and_ggn(loss, monkeypatch):
+    """torch 2.14 has no forward-mode derivative of mse_loss's/huber_loss's backward:
+    'auto' must fall back to double-backward, and the GGN must not need it."""
+    from rmtlr.curvature import operators as ops_module
+
+    monkeypatch.setattr(ops_module, "_AUTO_CHOICE", {})
+    model = mse_model()
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    H = dense_hessian(model, forward_eval, x, y, loss=loss)
+    assert rel(densify(HessianOperator(model, loss, (x, y))), H) < RTOL
+    G = dense_ggn(model, forward_eval, x, y, loss=loss)
+    assert rel(densify(GGNOperator(model, loss, (x, y))), G) < RTOL
+
+
+def test_frozen_train_statistics_are_measured_with_dropout_off():
+    """The products run with dropout off, so the frozen batch statistics must be the
+    dropout-off ones: the operator is a fixed matrix, equal to the one of the same network
+    without the dropout layer."""
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Dropout(0.5), nn.BatchNorm1d(5), nn.Tanh(),
+                          nn.Linear(5, 3)).double()
+    x, y = mlp_data()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=5)
+    plain = copy.deepcopy(model)
+    plain[1] = nn.Identity()
+    kw = {"method": "double-backward", "bn_mode": "frozen-train"}
+    A = densify(HessianOperator(model, CE, loader, **kw))
+    assert rel(A, densify(HessianOperator(model, CE, loader, **kw))) == 0.0
+    assert rel(A, densify(HessianOperator(plain, CE, loader, **kw))) < RTOL
+
+
+def test_frozen_train_rejects_a_batchnorm_applied_twice():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.bn, self.b = nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.b(self.bn(self.a(torch.tanh(self.bn(self.a(x))))))
+
+    model = Shared().double()
+    x, y = mlp_data()
+    op = HessianOperator(model, CE, (x, y), bn_mode="frozen-train")
+    with pytest.raises(ValueError, match="'bn' is applied more than once"):
+        op @ torch.ones(op.shape[0], dtype=torch.float64)
+
+
+def test_duplicate_params_count_once():
+    torch.manual_seed(0)
+    model = mlp().double()
+    x, y = mlp_data()
+    once = HessianOperator(model, CE, (x, y), params=["0.weight"], method="double-backward")
+    twice = HessianOperator(model, CE, (x, y), params=["0.weight", model[0].weight],
+                            method="double-backward")
+    assert twice.shape == once.shape == (24, 24)
+    assert rel(densify(twice), densify(once)) == 0.0
+
+
+def test_loss_module_tensors_follow_the_operator_dtype():
+    """A float32 model and CrossEntropyLoss(weight=float32) with dtype=float64: the loss's
+    class weights are converted on a copy (the caller's loss module is unchanged)."""
+    torch.manual_seed(0)
+    model = mlp()
+    x, y = mlp_data()
+    loss = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5]))
+    x = x.float()
+    op = HessianOperator(model, loss, (x, y), dtype=torch.float64)
+    ref = dense_hessian(model.double(), forward_eval, x.double(), y,
+                        loss=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5]).double()))
+    assert rel(densify(op), ref) < RTOL
+    assert loss.weight.dtype == torch.float32

@@ -96,6 +96,12 @@ def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor],
 
     def recorder(name):
         def hook(module, args):
+            if f"{name}.running_mean" in stats:
+                # The products substitute one mean and variance per layer by name, so a
+                # layer applied twice cannot get each call's own statistics.
+                raise ValueError(f"BatchNorm layer {name!r} is applied more than once per "
+                                 "forward pass; bn_mode='frozen-train' needs one call per "
+                                 "layer (use bn_mode='eval')")
             inp = args[0]
             dims = [d for d in range(inp.ndim) if d != 1]
             stats[f"{name}.running_mean"] = inp.mean(dim=dims)
@@ -109,7 +115,12 @@ def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor],
     copies = {k: (v.clone() if k in buffers else v) for k, v in tensors.items()}
     flags = {m: m.training for m in model.modules()}
     try:
-        model.train()
+        # Only the BatchNorm layers in train mode: the products run with dropout off, so the
+        # statistics must be those of the dropout-off activations (and not random).
+        model.eval()
+        for m in model.modules():
+            if isinstance(m, _BN_TYPES):
+                m.train()
         with torch.no_grad():
             functional_call(model, copies, (x,))
     finally:
@@ -262,16 +273,18 @@ class BatchProducts:
             _, hv = jvp(g, (self.primals,), (vd,))
             return self.flat(hv)
         graph = self._graph if cache else None
+        if graph is not None and graph[2] != (tuple(x.shape), tuple(y.shape)):
+            graph = None  # a graph is only valid for the batch it was built on
         if graph is None:
             leaves = {n: t.detach().requires_grad_(True) for n, t in self.primals.items()}
             with torch.enable_grad():
                 loss = self._loss(leaves, x, y, bn_stats, piecewise_linear=True)
                 gs = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
                                          allow_unused=True)
-            graph = (leaves, gs)
+            graph = (leaves, gs, (tuple(x.shape), tuple(y.shape)))
             if cache:
                 self._graph = graph
-        leaves, gs = graph
+        leaves, gs, _ = graph
         used = [(n, gi) for n, gi in zip(leaves, gs) if gi is not None and gi.requires_grad]
         if not used:
             return torch.zeros_like(v)
@@ -290,7 +303,16 @@ class BatchProducts:
             return self._forward(p, x, bn_stats)
 
         out, jv = jvp(f, (self.primals,), (vd,))
-        _, hjv = jvp(grad(lambda o: _scalar_loss(self.loss_fn(o, y))), (out.detach(),), (jv,))
+        # H_ℓ·(Jv) in output space by double-backward: small, and it works for every loss
+        # (torch 2.14 has no forward-mode derivative of mse_loss's or huber_loss's backward).
+        with torch.enable_grad():
+            o = out.detach().requires_grad_(True)
+            (g_o,) = torch.autograd.grad(_scalar_loss(self.loss_fn(o, y)), o, create_graph=True)
+            hjv = None
+            if g_o.requires_grad:  # else the loss is linear in the output: H_ℓ = 0
+                (hjv,) = torch.autograd.grad(g_o, o, grad_outputs=jv, allow_unused=True)
+        if hjv is None:
+            hjv = torch.zeros_like(out)
         _, pull = vjp(f, self.primals)
         return self.flat(pull(hjv)[0])
 

@@ -13,8 +13,9 @@ batch is weighted by its size, not equally with the others.
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -30,7 +31,12 @@ _AUTO_CHOICE: dict[tuple, str] = {}
 
 
 class model_state_preserved:
-    """Context manager: restore every module's train/eval flag, buffers and ``.grad``."""
+    """Context manager: restore every module's train/eval flag, buffers and ``.grad``.
+
+    The products never write ``.grad`` (they use ``torch.autograd.grad`` and ``torch.func``),
+    so the gradients are kept by reference and put back as the same tensor objects: views
+    into a flat gradient buffer (DDP buckets, fused optimisers) stay views.
+    """
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -39,8 +45,7 @@ class model_state_preserved:
         m = self.model
         self.flags = {mod: mod.training for mod in m.modules()}
         self.buffers = {k: b.detach().clone() for k, b in m.named_buffers()}
-        self.grads = {k: (p.grad.detach().clone() if p.grad is not None else None)
-                      for k, p in m.named_parameters()}
+        self.grads = {k: p.grad for k, p in m.named_parameters()}
         return self
 
     def __exit__(self, *exc):
@@ -52,7 +57,8 @@ class model_state_preserved:
                 if not torch.equal(b, self.buffers[k]):
                     b.copy_(self.buffers[k])
         for k, p in m.named_parameters():
-            p.grad = self.grads[k]
+            if p.grad is not self.grads[k]:
+                p.grad = self.grads[k]
         return False
 
 
@@ -72,7 +78,7 @@ class _NetworkOperator(CurvatureOperator):
             raise TypeError("loss_fn must be callable as loss_fn(output, y)")
         if bn_mode not in BN_MODES:
             raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
-        self.model, self.loss_fn, self.bn_mode, self.progress = model, loss_fn, bn_mode, progress
+        self.model, self.bn_mode, self.progress = model, bn_mode, progress
         self.param_names = self._select(model, params)
         named = dict(model.named_parameters())
         ref = named[self.param_names[0]]
@@ -94,6 +100,11 @@ class _NetworkOperator(CurvatureOperator):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
                     raise ValueError(f"BatchNorm layer {name!r} keeps no running statistics; "
                                      "use bn_mode='frozen-train'")
+        if isinstance(loss_fn, nn.Module) and any(True for _ in loss_fn.state_dict()):
+            # A copy: e.g. CrossEntropyLoss(weight=...) must follow the operator's dtype and
+            # device, and the caller's loss module must not change.
+            loss_fn = copy.deepcopy(loss_fn).to(device=self._device, dtype=self._dtype)
+        self.loss_fn = loss_fn
         self.products = BatchProducts(model, loss_fn, self.param_names, tensors)
         self._P = sum(self.products.numels)
         self._has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -105,16 +116,19 @@ class _NetworkOperator(CurvatureOperator):
             if bad:
                 raise TypeError(f"data[{bad[0]}] is not an (x, y) pair of tensors")
             self.batches = list(data)
+        elif isinstance(data, Iterator):
+            raise TypeError("data must be re-iterable (each product passes over it again): "
+                            "a batch, a list of batches or a DataLoader, not a one-shot "
+                            f"iterator or generator ({type(data).__name__})")
         elif isinstance(data, Iterable):
             self.batches = data
         else:
             raise TypeError("data must be an (x, y) batch, a list of batches or a DataLoader, "
                             f"got {type(data).__name__}")
         if isinstance(self.batches, list):
-            sizes = [int(x.shape[0]) for x, _ in self.batches]
-            if sum(sizes) == 0:
-                raise ValueError("data is empty (no samples)")
-            self.num_samples = sum(sizes)
+            # An empty list is accepted here so that a rank of a distributed job may hold no
+            # data; a product over no samples raises (see accumulate).
+            self.num_samples = sum(int(x.shape[0]) for x, _ in self.batches)
         else:
             self.num_samples = None
         self._stats_cache: dict[int, dict] = {}
@@ -136,6 +150,9 @@ class _NetworkOperator(CurvatureOperator):
                     names.append(by_id[id(p)])
                 else:
                     raise ValueError("params must be parameter names or parameters of the model")
+            # A parameter named twice (or tied weights passed from two modules) is one
+            # coordinate block, not two.
+            names = list(dict.fromkeys(names))
         if not names:
             raise ValueError("the model has no trainable parameters to take curvature in "
                              "(params is empty or every parameter has requires_grad=False)")
@@ -166,6 +183,12 @@ class _NetworkOperator(CurvatureOperator):
         total = len(self.batches) if hasattr(self.batches, "__len__") else None
         for i, batch in enumerate(progress_bar(self.batches, desc=self._kind, total=total,
                                                           progress=self.progress)):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                got = (f"a {type(batch).__name__} of {len(batch)}"
+                       if isinstance(batch, (tuple, list)) else type(batch).__name__)
+                raise ValueError(f"each batch of data must be an (x, y) pair, got {got} "
+                                 "(wrap a loader that yields more, e.g. (x, y, index), so "
+                                 "that it yields (x, y))")
             x, y = self._prepare(*batch)
             if x.shape[0] == 0:
                 continue
@@ -268,29 +291,42 @@ class HessianOperator(_NetworkOperator):
         self.cache_graph = cache_graph
 
     def _batch_product(self, v, x, y, stats, whole_batch=True):
-        if self.method == "auto":
-            self.method = self._choose(v, x, y, stats)
+        # Only a product over the operator's one whole batch may keep (or reuse) the graph:
+        # a per-sample product (hessian_variance) must neither build nor read it.
         cache = (whole_batch and self.cache_graph and isinstance(self.batches, list)
                  and len(self.batches) == 1)
+        if self.method == "auto":
+            self.method = self._choose(v, x, y, stats, cache)
         return self.products.hvp(v, x, y, stats, self.method, cache=cache)
 
-    def _choose(self, v, x, y, stats) -> str:
+    def _choose(self, v, x, y, stats, cache) -> str:
+        """Time both methods on this batch and keep the faster one that runs.
+
+        A method can fail on some losses (torch 2.14 has no forward-mode derivative of
+        ``mse_loss``'s and ``huber_loss``'s backward), so a failing one is skipped; the
+        choice is remembered per (device, model class, P, dtype, single batch, loss type).
+        """
         key = (self._device.type, type(self.model).__name__, self._P, self._dtype,
-               isinstance(self.batches, list) and len(self.batches) == 1)
+               isinstance(self.batches, list) and len(self.batches) == 1,
+               type(self.loss_fn).__name__)
         if key not in _AUTO_CHOICE:
-            times = {}
+            times, errors = {}, {}
             for m in HVP_METHODS:
                 best = float("inf")
-                cache = self.cache_graph and isinstance(self.batches, list) \
-                    and len(self.batches) == 1
-                for _ in range(2):  # the first call pays one-off costs (allocator, kernels)
-                    t0 = time.perf_counter()
-                    out = self.products.hvp(v, x, y, stats, m, cache=cache)
-                    if self._device.type == "cuda":
-                        torch.cuda.synchronize(self._device)
-                    float(out[0])
-                    best = min(best, time.perf_counter() - t0)
+                try:
+                    for _ in range(2):  # the first call pays one-off costs (allocator, kernels)
+                        t0 = time.perf_counter()
+                        out = self.products.hvp(v, x, y, stats, m, cache=cache)
+                        if self._device.type == "cuda":
+                            torch.cuda.synchronize(self._device)
+                        float(out[0])
+                        best = min(best, time.perf_counter() - t0)
+                except (RuntimeError, NotImplementedError) as err:
+                    errors[m] = err
+                    continue
                 times[m] = best
+            if not times:
+                raise errors[HVP_METHODS[-1]]
             _AUTO_CHOICE[key] = min(times, key=times.get)
         return _AUTO_CHOICE[key]
 
