@@ -46,8 +46,11 @@ def worker(rank, world, init_file, out_dir):
         loss = nn.CrossEntropyLoss()
         h = DistributedOperator(HessianOperator(model, loss, shard(rank, x, y)))
         gg = DistributedOperator(GGNOperator(model, loss, shard(rank, x, y)))
+        # All the data on rank 0, none on rank 1 (an empty list is a valid shard).
+        lopsided = DistributedOperator(HessianOperator(model, loss, [(x, y)] if rank == 0 else []))
         res = lanczos(h, 12, seed=4)
-        torch.save({"hv": h @ v, "gv": gg @ v, "ritz": torch.from_numpy(res.ritz_values)},
+        torch.save({"hv": h @ v, "gv": gg @ v, "ritz": torch.from_numpy(res.ritz_values),
+                    "hv_lopsided": lopsided @ v},
                    os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -67,6 +70,7 @@ def test_two_gloo_processes_equal_single_process():
     for out in outs:
         assert torch.allclose(out["hv"], single_h @ v, rtol=1e-12, atol=1e-14)
         assert torch.allclose(out["gv"], single_g @ v, rtol=1e-12, atol=1e-14)
+        assert torch.allclose(out["hv_lopsided"], single_h @ v, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(out["ritz"].numpy(), ritz, rtol=1e-9)
     assert torch.equal(outs[0]["hv"], outs[1]["hv"])  # all-reduce: identical on every rank
 

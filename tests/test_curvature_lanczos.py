@@ -15,6 +15,7 @@ from rmtlr.curvature import (
     hutchinson_trace,
     lanczos,
     slq_density,
+    slq_vector_seeds,
     top_eigenpairs,
 )
 from rmtlr.rmt.batch import effective_batch_size
@@ -123,9 +124,18 @@ def test_slq_quadrature_is_exact_for_low_degree_moments():
     A, _ = spiked(P=200, seed=2)
     dens = slq_density(MatrixOperator(A), num_iters=20, num_vectors=8, seed=10)
     for k in range(1, 6):  # Gauss quadrature with m = 20 nodes is exact up to degree 39
-        exact = np.mean([float(start_vector(200, 10 + v) @ torch.linalg.matrix_power(A, k)
-                               @ start_vector(200, 10 + v)) for v in range(8)])
+        exact = np.mean([float(start_vector(200, s) @ torch.linalg.matrix_power(A, k)
+                               @ start_vector(200, s)) for s in slq_vector_seeds(10, 8)])
         assert abs(dens.moment(k) - exact) < 1e-10 * 10.0 ** k
+
+
+def test_slq_seeds_give_independent_vector_sets():
+    """Replicate runs (seed 0, 1, ...) must not share start vectors; more vectors extend
+    the set drawn with fewer."""
+    s0, s1 = slq_vector_seeds(0, 10), slq_vector_seeds(1, 10)
+    assert not set(s0) & set(s1)
+    assert slq_vector_seeds(0, 4) == s0[:4]
+    assert slq_vector_seeds(None, 3) == s0[:3]
 
 
 def test_slq_moments_match_traces_of_powers_within_monte_carlo_error():

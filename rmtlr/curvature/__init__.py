@@ -13,6 +13,7 @@ from rmtlr.curvature.density import (
                                  hessian_variance,
                                  hutchinson_trace,
                                  slq_density,
+                                 slq_vector_seeds,
 )
 from rmtlr.curvature.distributed import DistributedOperator
 from rmtlr.curvature.hvp import (
@@ -46,5 +47,6 @@ __all__ = [
                                  "lanczos",
                                  "model_state_preserved",
                                  "slq_density",
+                                 "slq_vector_seeds",
                                  "top_eigenpairs",
 ]

@@ -21,7 +21,7 @@ from rmtlr.progress import progress_bar
 from rmtlr.rmt.batch import effective_batch_size
 
 __all__ = ["HessianVariance", "SLQDensity", "TraceEstimate", "hessian_variance",
-           "hutchinson_trace", "slq_density"]
+           "hutchinson_trace", "slq_density", "slq_vector_seeds"]
 
 
 def _check_count(name: str, value, lo: int = 1) -> int:
@@ -98,7 +98,9 @@ def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: f
     grid: points of the density (default 1000 points spanning the nodes ± 5σ).
     sigma: smoothing width (> 0; default 1% of the spread of the nodes).
     zero_tol: relative width of the "near zero" window for ``zero_mass`` (≥ 0).
-    seed: seed of the start vectors (vector v uses seed + v).
+    seed: seed of the start vectors: vector v is Lanczos's start from the v-th entry of
+        :func:`slq_vector_seeds` (seed, n), so different seeds give independent sets of
+        vectors and a run with more vectors extends one with fewer.
     progress: a tqdm bar over the vectors; None (default): on unless ``TQDM_DISABLE`` is set
         or pytest runs.
     """
@@ -107,9 +109,9 @@ def slq_density(op, num_iters: int, num_vectors: int = 1, *, grid=None, sigma: f
     n_v = _check_count("num_vectors", num_vectors)
     if not (np.isfinite(zero_tol) and zero_tol >= 0):
         raise ValueError(f"zero_tol must be finite and >= 0, got {zero_tol!r}")
-    base = 0 if seed is None else int(seed)
-    runs = [lanczos(op, num_iters, seed=base + v, progress=False)
-            for v in progress_bar(range(n_v), desc="SLQ vectors", progress=progress)]
+    seeds = slq_vector_seeds(seed, n_v)
+    runs = [lanczos(op, num_iters, seed=s, progress=False)
+            for s in progress_bar(seeds, desc="SLQ vectors", progress=progress)]
     nodes = np.stack([r.ritz_values for r in runs])
     weights = np.stack([r.ritz_weights for r in runs])
     spread = float(nodes.max() - nodes.min())
@@ -148,6 +150,18 @@ class TraceEstimate:
     trace: float
     stderr: float
     num_vectors: int
+
+
+def slq_vector_seeds(seed: int | None, n: int) -> list[int]:
+    """The per-vector Lanczos seeds of :func:`slq_density`: n words of NumPy's
+    ``SeedSequence(seed)`` (0 when ``seed`` is None).
+
+    Consecutive integers (seed + v) would make ``seed=0`` and ``seed=1`` share all but one
+    vector, so replicate runs would not be independent; the words of a seed sequence are
+    independent streams and a prefix of a longer draw.
+    """
+    words = np.random.SeedSequence(0 if seed is None else int(seed)).generate_state(n)
+    return [int(w) for w in words]
 
 
 def hutchinson_trace(op, num_vectors: int = 100, *, seed: int | None = 0,
