@@ -35,7 +35,7 @@ import rmtlr
 from rmtlr import data as rdata
 from rmtlr import models
 from rmtlr.rmt.batch import batch_outlier
-from rmtlr.train import TrainConfig, eq23_lr, read_results, run_key, train
+from rmtlr.train import TrainConfig, data_id, eq23_lr, read_results, run_key, train
 
 __all__ = ["CURVATURES", "PAPER_ACCURACY", "PAPER_RULES", "PAPER_SPECTRA", "append_record",
            "checkpoint_path", "ggn_prediction", "load_records", "provenance", "results_dir",
@@ -112,10 +112,12 @@ def load_records(path: str | os.PathLike, **match) -> list[dict]:
     return [r for r in read_results(path) if all(get(r, k) == v for k, v in keys.items())]
 
 
-def checkpoint_path(root: str | os.PathLike, cfg: TrainConfig, epoch: int) -> Path:
-    """Where the weights of ``cfg`` after ``epoch`` epochs are kept under ``root``."""
+def checkpoint_path(root: str | os.PathLike, cfg: TrainConfig, epoch: int,
+                    data: dict | None = None) -> Path:
+    """Where the weights of ``cfg`` trained on ``data`` (a :func:`rmtlr.train.data_id`)
+    after ``epoch`` epochs are kept under ``root``."""
     # A stable digest, not Python's salted hash(), so another process finds the same file.
-    tag = hashlib.sha1(run_key(cfg.to_dict()).encode()).hexdigest()[:12]
+    tag = hashlib.sha1(run_key(cfg.to_dict(), data).encode()).hexdigest()[:12]
     return Path(root) / "checkpoints" / f"{cfg.model}-{tag}" / f"epoch{int(epoch):04d}.pt"
 
 
@@ -156,23 +158,24 @@ def train_with_checkpoints(cfg: TrainConfig, save_epochs, root: str | os.PathLik
     device = torch.device(device) if device is not None else rmtlr.get_profile().device
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
+    data = data_id(train_set, val_set)
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.model, train_set.num_classes, **cfg.model_kw).to(device)
     history = {"epoch": [], "lr": [], "train_loss": [], "train_acc": [], "val_loss": [],
                "val_acc": [], "outcome": "ok"}
     start = -1
     for e in reversed(save):
-        path = checkpoint_path(root, cfg, e)
+        path = checkpoint_path(root, cfg, e, data)
         if path.exists():
             state = torch.load(path, map_location=device, weights_only=True)
             model.load_state_dict(state["state_dict"])
             history, start = state["history"], e
             break
-    checkpoints = {e: checkpoint_path(root, cfg, e) for e in save if e <= start}
+    checkpoints = {e: checkpoint_path(root, cfg, e, data) for e in save if e <= start}
     if start < 0 and save[0] == 0:
         _save_atomic({"epoch": 0, "state_dict": model.state_dict(), "history": history},
-                     checkpoint_path(root, cfg, 0))
-        checkpoints[0] = checkpoint_path(root, cfg, 0)
+                     checkpoint_path(root, cfg, 0, data))
+        checkpoints[0] = checkpoint_path(root, cfg, 0, data)
     for e in range(max(start, 0) + 1, save[-1] + 1):
         if history["outcome"] != "ok":
             break
@@ -187,7 +190,7 @@ def train_with_checkpoints(cfg: TrainConfig, save_epochs, root: str | os.PathLik
         for k in ("lr", "train_loss", "train_acc", "val_loss", "val_acc"):
             history[k].extend(rec["curves"][k])
         if e in save:
-            path = checkpoint_path(root, cfg, e)
+            path = checkpoint_path(root, cfg, e, data)
             _save_atomic({"epoch": e, "state_dict": model.state_dict(), "history": history}, path)
             checkpoints[e] = path
     return {"model": model, "history": history, "checkpoints": checkpoints}
@@ -326,7 +329,8 @@ def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike
     One record per epoch is appended to ``results/spectra.jsonl``: ``config`` (the training
     config), ``epoch``, ``spectra_kw``, the :func:`spectrum_at` output, the training curves
     up to that epoch, ``profile``, ``device``, ``versions``, ``wall_time_s``. Epochs
-    already recorded (same config and ``spectra_kw``) are read back, not recomputed, and
+    already recorded (same config, ``spectra_kw`` and data: description and size of
+    ``train_set``, ``val_set`` and ``spectra_set``) are read back, not recomputed, and
     training is skipped altogether when every epoch is there; checkpoints live under
     ``results/checkpoints``. ``spectra_set`` (default ``train_set``) is the data the
     curvature is measured on: pass the training images without augmentation when training
@@ -345,18 +349,21 @@ def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike
     config = cfg.to_dict()
     kw_key = json.loads(json.dumps(spectra_kw, sort_keys=True))
 
+    if train_set is None:
+        train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
+    measured_on = spectra_set if spectra_set is not None else train_set
+    data = {**data_id(train_set, val_set), "spectra": data_id(measured_on)["train"]}
+
     def have():
         return {r["epoch"]: r for r in read_results(store)
-                if run_key(r["config"]) == run_key(config) and r.get("spectra_kw") == kw_key}
+                if run_key(r["config"], r.get("data_id")) == run_key(config, data)
+                and r.get("spectra_kw") == kw_key}
 
     done = have()
     if any(e not in done for e in want):
-        if train_set is None:
-            train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
         run = train_with_checkpoints(cfg, want, results, train_set=train_set, val_set=val_set,
                                      device=device)
         model = run["model"]
-        measured_on = spectra_set if spectra_set is not None else train_set
         for e in want:
             if e in done or e not in run["checkpoints"]:
                 continue
@@ -367,6 +374,7 @@ def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike
             rec = {"config": config, "epoch": e, "spectra_kw": kw_key, **spec,
                    "history": state["history"], "profile": prof,
                    "data": getattr(measured_on, "description", type(measured_on).__name__),
+                   "data_id": data,
                    **provenance(device), "wall_time_s": time.perf_counter() - t0}
             append_record(store, rec)
         done = have()

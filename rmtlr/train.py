@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import json
 import math
+import numbers
 import os
 import platform
 import time
@@ -34,8 +35,8 @@ from rmtlr import models
 from rmtlr.progress import progress_bar
 from rmtlr.scaling import linear_rule, sqrt_rule
 
-__all__ = ["MaxLRResult", "TrainConfig", "eq23_lr", "evaluate", "is_stable", "lr_rule_from_spec", "max_stable_lr",
-           "read_results", "run_key", "sweep", "train"]
+__all__ = ["MaxLRResult", "TrainConfig", "data_id", "eq23_lr", "evaluate", "is_stable",
+           "lr_rule_from_spec", "max_stable_lr", "read_results", "run_key", "sweep", "train"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "eq23")
@@ -301,6 +302,7 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
         "samples_per_s": step * cfg.batch_size / wall if wall > 0 else None,
         "device": str(device),
         "data": getattr(train_set, "description", type(train_set).__name__),
+        "data_id": data_id(train_set, val_set),
         "N": N,
         "P": models.count_parameters(model),
         "versions": _versions(),
@@ -330,9 +332,24 @@ def lr_rule_from_spec(spec: str) -> Callable[[float], float]:
                      f"got {spec!r}")
 
 
-def run_key(config: dict) -> str:
-    """Identity of a run in a results file: its config as canonical JSON."""
-    return json.dumps(config, sort_keys=True)
+def data_id(train_set, val_set=None) -> dict:
+    """What a run trained and validated on (description and size of each set), so that a
+    rerun on other data does not pick up results of the old one."""
+    def one(ds):
+        if ds is None:
+            return None
+        return {"description": getattr(ds, "description", type(ds).__name__), "n": len(ds)}
+
+    return {"train": one(train_set), "val": one(val_set)}
+
+
+def run_key(config: dict, data: dict | None = None) -> str:
+    """Identity of a run in a results file: its config and :func:`data_id` as canonical
+    JSON (records written before ``data_id`` existed have none and never match a run that
+    has one)."""
+    if data is None:
+        return json.dumps(config, sort_keys=True)
+    return json.dumps({"config": config, "data": data}, sort_keys=True)
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -381,6 +398,12 @@ def _append_record(path: Path, record: dict) -> None:
         os.close(fd)
 
 
+def _is_count(b) -> bool:
+    """An integer >= 1, possibly given as an integral float (32.0 but not 32.7)."""
+    return (isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b)
+            and b == int(b) and b >= 1)
+
+
 def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
           results: str | Path, base: TrainConfig, *, seeds: Iterable[int] = (0,),
           train_set=None, val_set=None, device=None, profile: str | None = None,
@@ -388,25 +411,29 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     """Train ``base`` at every batch size B with α = lr_rule(B), once per seed.
 
     Each finished run is appended to ``results`` (JSONL) with the profile; runs whose
-    config is already there are skipped, so calling it again after a kill resumes. Returns
+    config is already there for the same data (:func:`data_id` of ``train_set`` and
+    ``val_set``) are skipped, so calling it again after a kill resumes. Returns
     the records of this sweep (old and new) in grid order.
     """
     rule = lr_rule_from_spec(lr_rule) if isinstance(lr_rule, str) else lr_rule
-    sizes = [int(b) for b in batch_sizes]
-    if not sizes or min(sizes) < 1:
+    sizes = list(batch_sizes)
+    if not sizes or not all(_is_count(b) for b in sizes):
         raise ValueError(f"batch_sizes must be a non-empty list of integers >= 1, got {sizes}")
+    sizes = [int(b) for b in sizes]
+    seeds = list(seeds)  # iterated once per batch size: a generator would be empty after B_1
     if train_set is None:
         train_set = rdata.load(base.dataset, "train", seed=0, **base.data_kw)
     if max(sizes) > len(train_set):
         raise ValueError(f"batch sizes must be <= N = {len(train_set)}, got {max(sizes)}")
     results = Path(results)
     prof = profile or rmtlr.get_profile().name
-    done = {run_key(r["config"]): r for r in read_results(results)}
+    data = data_id(train_set, val_set)
+    done = {run_key(r["config"], r.get("data_id")): r for r in read_results(results)}
     out = []
     jobs = [(B, s) for B in sizes for s in seeds]
     for B, s in progress_bar(jobs, desc="sweep", progress=progress, leave=True):
         cfg = dataclasses.replace(base, batch_size=B, lr=float(rule(B)), seed=int(s))
-        key = run_key(cfg.to_dict())
+        key = run_key(cfg.to_dict(), data)
         if key not in done:
             rec = train(cfg, train_set=train_set, val_set=val_set, device=device,
                         progress=False)

@@ -143,8 +143,24 @@ def test_spectra_across_training_resumes_and_loads_foreign_results(tmp_path, mon
 
     monkeypatch.setattr(ex, "spectrum_at", boom)
     monkeypatch.setattr(ex, "train_with_checkpoints", boom)
-    again = ex.spectra_across_training(CFG, [0, 2], there, spectra_kw=kw)
+    again = ex.spectra_across_training(CFG, [0, 2], there, train_set=DS, spectra_kw=kw)
     assert json.dumps(again, sort_keys=True) == json.dumps(recs, sort_keys=True)
+
+
+def test_spectra_across_training_on_other_data_recomputes(tmp_path):
+    kw = {"batch_size": 8, "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2}
+    first = ex.spectra_across_training(CFG, [1], tmp_path, train_set=DS, device="cpu", spectra_kw=kw)
+    other = data.gaussian_mixture(n=48, dim=4, num_classes=3, seed=1)
+    again = ex.spectra_across_training(CFG, [1], tmp_path, train_set=other, device="cpu",
+                                       spectra_kw=kw)
+    assert again[0]["data"] == other.description != first[0]["data"]
+    # Measuring on other data is a new record too, but reuses the training checkpoints.
+    held_out = data.gaussian_mixture(n=40, dim=4, num_classes=3, seed=0)
+    third = ex.spectra_across_training(CFG, [1], tmp_path, train_set=DS, spectra_set=held_out,
+                                       device="cpu", spectra_kw=kw)
+    assert third[0]["data"] == held_out.description
+    assert len(ex.load_records(tmp_path / "spectra.jsonl")) == 3
+    assert len(list((tmp_path / "checkpoints").glob("*/epoch0001.pt"))) == 2
 
 
 def test_store_round_trip_torn_tail_and_filters(tmp_path, monkeypatch):

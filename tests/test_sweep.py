@@ -75,7 +75,7 @@ def test_run_with_nonfinite_validation_loss_is_stored_as_diverged(tmp_path):
     out = tmp_path / "r.jsonl"
     val = data.gaussian_mixture(n=64, seed=0)
     base = TrainConfig(epochs=2, model_kw={"hidden": 8})
-    rule = lambda B: 0.05 if B < 512 else 1e20  # noqa: E731
+    rule = lambda B: 0.05 if B < 512 else 1e20
     recs = sweep([64, 512, 128], rule, out, base, train_set=DS, val_set=val, device="cpu")
     assert [r["config"]["batch_size"] for r in read_results(out)] == [64, 512, 128]
     bad = recs[1]
@@ -85,6 +85,31 @@ def test_run_with_nonfinite_validation_loss_is_stored_as_diverged(tmp_path):
     before = out.read_bytes()
     sweep([64, 512, 128], rule, out, base, train_set=DS, val_set=val, device="cpu")
     assert out.read_bytes() == before  # resume reuses all three, including the diverged one
+
+
+def test_seeds_may_be_a_generator_and_batch_sizes_must_be_integral(tmp_path):
+    out = tmp_path / "r.jsonl"
+    recs = sweep([16, 32], "const:0.01", out, BASE, seeds=(s for s in (0, 1)), train_set=DS,
+                 device="cpu")
+    assert [(r["config"]["batch_size"], r["config"]["seed"]) for r in recs] == [
+        (16, 0), (16, 1), (32, 0), (32, 1)]
+    assert sweep([16.0], "const:0.01", out, BASE, train_set=DS)[0] == recs[0]
+    for bad in (32.7, float("nan"), "32", True):
+        with pytest.raises(ValueError, match="batch_sizes must be a non-empty list of integers"):
+            sweep([16, bad], "const:0.01", out, BASE, train_set=DS)
+
+
+def test_rerun_on_other_data_does_not_reuse_results(tmp_path):
+    out = tmp_path / "r.jsonl"
+    first = sweep([16], "const:0.01", out, BASE, train_set=DS, device="cpu")[0]
+    other = data.gaussian_mixture(n=512, seed=1)
+    second = sweep([16], "const:0.01", out, BASE, train_set=other, device="cpu")[0]
+    assert second["data"] == other.description != first["data"]
+    val = data.gaussian_mixture(n=64, seed=0)
+    third = sweep([16], "const:0.01", out, BASE, train_set=DS, val_set=val, device="cpu")[0]
+    assert third["curves"]["val_loss"]  # a validated run, not the unvalidated first one
+    assert len(read_results(out)) == 3
+    assert sweep([16], "const:0.01", out, BASE, train_set=other, device="cpu")[0] == second
 
 
 SCRIPT = textwrap.dedent("""
