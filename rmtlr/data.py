@@ -213,6 +213,8 @@ def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: 
         for the whole set) or ``"test"`` (the 10k test images).
     per_class: extract and use only the first ``per_class`` images of each class (a labelled
         subset for quick runs); None for all 5,000 (train) / 1,000 (test).
+    seed: fixes the train/val split and the order of the samples, a random one that
+        interleaves the classes (the folder itself is sorted by class).
     in_memory: decode once into a :class:`LabelledTensors` (fast for small subsets; no
         augmentation) or return a lazily decoded :class:`LabelledSubset` with transforms.
     augment: the paper's pad-4/crop-32/flip augmentation (lazy mode, training split only).
@@ -235,6 +237,9 @@ def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: 
         n_val = max(1, round(val_fraction * len(base)))
         tr, va = train_val_split(len(base), n_val, seed)
         idx = tr if split == "train" else va
+    # ImageFolder lists the images class by class: shuffle (seeded) so that any prefix of
+    # the returned set, e.g. a probe or the first batch, mixes the classes.
+    idx = np.random.default_rng(seed).permutation(idx)
     sub = f", first {per_class} per class" if per_class else ""
     desc = f"{_JPEG_CITE}: {split} split{sub}, n={len(idx)}"
     if not in_memory:

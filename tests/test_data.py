@@ -89,6 +89,19 @@ def test_cifar10_jpeg_subset_is_labelled_and_split(tmp_path, monkeypatch):
 
 
 @needs_jpeg
+def test_cifar10_jpeg_order_interleaves_classes_and_is_seeded(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMTLR_CACHE", str(tmp_path))
+    tr = data.load("cifar10_jpeg", "train", per_class=20)
+    assert len(set(tr.tensors[1][:100].tolist())) >= 8  # the folder itself is class by class
+    te = data.load("cifar10_jpeg", "test", per_class=20)
+    assert len(set(te.tensors[1][:20].tolist())) >= 5
+    again = data.load("cifar10_jpeg", "train", per_class=20)
+    assert torch.equal(tr.tensors[1], again.tensors[1]) and torch.equal(tr.tensors[0], again.tensors[0])
+    other = data.load("cifar10_jpeg", "train", per_class=20, seed=1)
+    assert not torch.equal(tr.tensors[1], other.tensors[1])
+
+
+@needs_jpeg
 def test_concurrent_extraction_is_atomic(tmp_path):
     # Two processes race to extract the same subset; both must see the complete tree.
     code = ("from rmtlr import data; d = data.load('cifar10_jpeg', 'test', per_class=5); "
