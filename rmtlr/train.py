@@ -42,6 +42,15 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "eq23")
 
 
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_count(x) -> bool:
+    """An integer >= 1, possibly given as an integral float (32.0 but not 32.7)."""
+    return _is_real(x) and math.isfinite(x) and x == int(x) and x >= 1
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (and its identity in a results file).
@@ -86,26 +95,28 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not (_is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+        if not _is_count(self.batch_size):
             raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if self.steps is None and self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1 (or None), got {self.steps!r}")
-        if not 0 <= self.momentum < 1:
+        # Checked even when steps overrides it: the config is stored as strict JSON.
+        if not _is_count(self.epochs):
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.steps is not None and not _is_count(self.steps):
+            raise ValueError(f"steps must be an integer >= 1 (or None), got {self.steps!r}")
+        if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not self.eps > 0:
-            raise ValueError(f"eps (Adam damping δ) must be > 0, got {self.eps!r}")
-        if not 0 < self.final_ratio <= 1:
+        if not (_is_real(self.weight_decay) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if not (_is_real(self.eps) and math.isfinite(self.eps) and self.eps > 0):
+            raise ValueError(f"eps (Adam damping δ) must be a finite number > 0, got {self.eps!r}")
+        if not (_is_real(self.final_ratio) and 0 < self.final_ratio <= 1):
             raise ValueError(f"final_ratio must be in (0, 1], got {self.final_ratio!r}")
-        if int(self.probe) != self.probe or self.probe < 1:
+        if not _is_count(self.probe):
             raise ValueError(f"probe must be an integer >= 1, got {self.probe!r}")
-        if not self.explode > 1:
-            raise ValueError(f"explode must be > 1, got {self.explode!r}")
+        if not (_is_real(self.explode) and math.isfinite(self.explode) and self.explode > 1):
+            raise ValueError(f"explode must be a finite number > 1, got {self.explode!r}")
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""
@@ -396,12 +407,6 @@ def _append_record(path: Path, record: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _is_count(b) -> bool:
-    """An integer >= 1, possibly given as an integral float (32.0 but not 32.7)."""
-    return (isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b)
-            and b == int(b) and b >= 1)
 
 
 def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,

@@ -100,7 +100,20 @@ def test_max_stable_lr_reports_censoring_and_no_stable_rate():
                                       ({"optimizer": "lbfgs"}, "optimizer must be"),
                                       ({"batch_size": 0}, "batch_size"),
                                       ({"eps": 0.0}, "eps"), ({"momentum": 1.0}, "momentum"),
-                                      ({"schedule": "cosine"}, "schedule")])
+                                      ({"schedule": "cosine"}, "schedule"),
+                                      ({"lr": math.inf}, "lr must be a finite"),
+                                      ({"epochs": math.nan}, "epochs must be an integer >= 1"),
+                                      ({"epochs": math.inf}, "epochs must be an integer"),
+                                      ({"epochs": 2.5}, "epochs must be an integer"),
+                                      ({"steps": math.nan}, "steps must be an integer >= 1"),
+                                      ({"steps": math.inf}, "steps must be an integer"),
+                                      ({"batch_size": math.nan}, "batch_size must be an integer"),
+                                      ({"batch_size": 32.7}, "batch_size must be an integer"),
+                                      ({"weight_decay": math.nan}, "weight_decay must be a finite"),
+                                      ({"weight_decay": math.inf}, "weight_decay must be a finite"),
+                                      ({"eps": math.inf}, "eps .* must be a finite"),
+                                      ({"probe": math.nan}, "probe must be an integer"),
+                                      ({"explode": math.inf}, "explode must be a finite")])
 def test_bad_config(kw, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kw)
