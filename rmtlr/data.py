@@ -16,6 +16,8 @@ Every data set returned here carries ``description`` (what it is, said plainly, 
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import shutil
 import tarfile
@@ -64,7 +66,8 @@ class LabelledSubset(Subset):
 
 
 def _check_int(name: str, value, lo: int) -> int:
-    if int(value) != value or value < lo:
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+            or not math.isfinite(value) or int(value) != value or value < lo):
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
     return int(value)
 
@@ -287,29 +290,35 @@ def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0
          download: bool = False, **kw):
     """Load a data set by name (one of :data:`DATASET_NAMES`).
 
-    ``n`` sets the size of the stand-ins (``gaussian_mixture``, ``synthetic_images``), whose
-    validation/test splits are fresh draws from the same classes; for ``cifar10_jpeg`` /
-    ``images`` pass ``per_class``. ``images`` resolves to ``cifar10_jpeg`` when the archive
-    is present and to ``synthetic_images`` (10 classes) otherwise. ``download`` applies to
-    torchvision CIFAR only.
+    ``n`` (an integer >= 1) sets the size of the stand-ins (``gaussian_mixture``,
+    ``synthetic_images``), whose validation/test splits are fresh draws from the same
+    classes; for ``cifar10_jpeg`` / ``images`` pass ``per_class`` instead (``n`` is an
+    error there, as is giving both). ``images`` resolves to ``cifar10_jpeg`` when the
+    archive is present and to ``synthetic_images`` (10 classes) otherwise. ``download``
+    applies to torchvision CIFAR only.
     """
     key = str(name).strip().lower().replace("-", "_")
     if key not in DATASET_NAMES:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if n is not None:
+        n = _check_int("n", n, 1)
+        if key not in ("gaussian_mixture", "synthetic_images"):
+            # The real sets (and 'images', which may resolve to one) would silently ignore n.
+            raise ValueError(f"n sets the size of the stand-ins only; for {name!r} pass "
+                             f"per_class, got n={n!r}")
     stream = {"train": 0, "val": 1, "test": 2}[split]
     if key == "images":
         key = "cifar10_jpeg" if cifar10_jpeg_available() else "synthetic_images"
         if key == "synthetic_images":
             kw.pop("per_class", None)
             kw.setdefault("num_classes", 10)
-            n = n or 10 * 500
     if key == "gaussian_mixture":
         # Splits share class means (fixed by ``seed``) but not samples (different n stream).
-        return gaussian_mixture(n=(n or 4096) + stream, seed=seed, **kw)
+        return gaussian_mixture(n=(4096 if n is None else n) + stream, seed=seed, **kw)
     if key == "synthetic_images":
-        return synthetic_images(n=(n or 5000) + stream, seed=seed, **kw)
+        return synthetic_images(n=(5000 if n is None else n) + stream, seed=seed, **kw)
     if key == "cifar10_jpeg":
         return cifar10_jpeg(split, seed=seed, **kw)
     return cifar(key, split, download=download, seed=seed, **kw)

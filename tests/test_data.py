@@ -62,6 +62,20 @@ def test_unknown_name_and_bad_arguments():
         data.make_loader(ds, 65)
 
 
+@pytest.mark.parametrize("n", [0, -5, 2.5, float("nan"), float("inf")])
+def test_load_rejects_a_bad_n_instead_of_the_default_size(n):
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        data.load("gaussian_mixture", n=n)
+
+
+@pytest.mark.parametrize("name", ["images", "cifar10_jpeg", "cifar10"])
+def test_load_rejects_n_where_it_would_be_ignored(name):
+    with pytest.raises(ValueError, match="n sets the size of the stand-ins only.*per_class"):
+        data.load(name, n=300, per_class=50)
+    with pytest.raises(ValueError, match="n sets the size of the stand-ins only"):
+        data.load(name, n=300)
+
+
 def test_cifar100_absent_offline_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar100 is not under .*download=False"):
         data.cifar("cifar100", root=tmp_path, download=False)
