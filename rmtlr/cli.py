@@ -39,6 +39,26 @@ def _positive(text: str) -> float:
     return v
 
 
+def _nonnegative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
+    if not v >= 0 or not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from err
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
 def _json_dict(text: str) -> dict:
     try:
         d = json.loads(text)
@@ -117,11 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     _common_model_data(sp)
     sp.add_argument("--batch-sizes", type=_int_list, default=[128], metavar="B1,B2,...",
                     help="batch sizes of the batch Hessians (default: 128)")
-    sp.add_argument("--n-full", type=int, default=2048,
+    sp.add_argument("--n-full", type=_count, default=2048,
                     help="samples that stand for the full data set (default: %(default)s)")
-    sp.add_argument("--lanczos-steps", type=int, default=40,
+    sp.add_argument("--lanczos-steps", type=_count, default=40,
                     help="Lanczos iterations m (paper: 100; default: %(default)s)")
-    sp.add_argument("--top-k", type=int, default=3,
+    sp.add_argument("--top-k", type=_count, default=3,
                     help="how many top eigenvalues to report (default: %(default)s)")
     sp.add_argument("--checkpoint", default=None, metavar="PATH",
                     help="state_dict saved with torch.save (default: random initialisation)")
@@ -152,26 +172,74 @@ def _parser() -> argparse.ArgumentParser:
                     help="per-entry Hessian noise sigma_eps (for the theory columns)")
     lr.add_argument("--delta", type=_positive, default=1e-8,
                     help="Adam damping delta for the Adam bound (default: %(default)s)")
-    lr.add_argument("--eta", type=float, default=0.0,
+    lr.add_argument("--eta", type=_nonnegative, default=0.0,
                     help="Adam preconditioner scale eta along bulk-edge directions, >= 0 "
                          "(default: %(default)s)")
     return top
 
 
-def _cmd_sweep(a) -> int:
+def _device(a):
+    """The ``--device`` as a torch.device, or None for the profile's; a ValueError (exit 2)
+    if torch cannot place a tensor there (a typo, or cuda on a host without it)."""
+    import torch
+
+    if a.device is None:
+        return None
+    try:
+        dev = torch.device(a.device)
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as err:  # torch says "not compiled with CUDA" by assert
+        raise ValueError(f"--device {a.device!r} is not usable here: {err}") from err
+    return dev
+
+
+def _load_data(a):
     from rmtlr import data
+
+    kw = dict(a.data_kw)
+    if a.dataset in ("cifar10", "cifar100"):
+        kw["download"] = a.download
+    try:
+        return data.load(a.dataset, "train", **kw)
+    except TypeError as err:
+        raise ValueError(f"--data-kw {json.dumps(a.data_kw)} does not fit --dataset "
+                         f"{a.dataset}: {err}") from err
+
+
+def _build_model(a, ds):
+    """Build ``--model`` for ``ds`` (in eval mode) and run one sample through it, so that
+    bad ``--model-kw`` or a model that does not take this data stop here with a message."""
+    import torch
+
+    from rmtlr import models
+
+    try:
+        model = models.build(a.model, ds.num_classes, **a.model_kw)
+    except TypeError as err:
+        raise ValueError(f"--model-kw {json.dumps(a.model_kw)} does not fit --model "
+                         f"{a.model}: {err}") from err
+    model.eval()  # batch statistics need more than the one sample tried here
+    try:
+        with torch.no_grad():
+            model(ds[0][0].unsqueeze(0))
+    except RuntimeError as err:
+        raise ValueError(f"--model {a.model} does not take --dataset {a.dataset} inputs "
+                         f"(check --model-kw / --data-kw): {err}") from err
+    return model
+
+
+def _cmd_sweep(a) -> int:
     from rmtlr.train import TrainConfig, sweep
 
     base = TrainConfig(model=a.model, dataset=a.dataset, optimizer=a.optimizer,
                        epochs=a.epochs, steps=a.steps, momentum=a.momentum,
                        weight_decay=a.weight_decay, eps=a.eps, schedule=a.schedule,
                        model_kw=a.model_kw, data_kw=a.data_kw)
-    kw = dict(a.data_kw)
-    if a.dataset in ("cifar10", "cifar100"):
-        kw["download"] = a.download
-    train_set = data.load(a.dataset, "train", **kw)
+    device = _device(a)
+    train_set = _load_data(a)
+    _build_model(a, train_set)
     recs = sweep(a.batch_sizes, a.lr_rule, a.results, base, seeds=a.seeds, train_set=train_set,
-                 device=a.device, profile=a.profile)
+                 device=device, profile=a.profile)
     print(f"data: {train_set.description}")
     print(f"{'B':>6} {'seed':>4} {'lr':>10} {'outcome':>9} {'final loss':>10}")
     for r in recs:
@@ -185,7 +253,7 @@ def _cmd_sweep(a) -> int:
 def _cmd_spectrum(a) -> int:
     import torch
 
-    from rmtlr import data, models
+    from rmtlr import models
     from rmtlr.profiles import get_profile
 
     try:
@@ -194,15 +262,12 @@ def _cmd_spectrum(a) -> int:
         print(f"rmtlr spectrum needs rmtlr.curvature, which is not available here ({err})",
               file=sys.stderr)
         return 2
-    prof = get_profile(a.profile, device=a.device)
-    kw = dict(a.data_kw)
-    if a.dataset in ("cifar10", "cifar100"):
-        kw["download"] = a.download
-    ds = data.load(a.dataset, "train", **kw)
+    prof = get_profile(a.profile, device=_device(a))
+    ds = _load_data(a)
     if max(a.batch_sizes) > len(ds) or a.n_full > len(ds):
         raise ValueError(f"batch sizes and --n-full must be <= N = {len(ds)}")
     torch.manual_seed(a.seed)
-    model = models.build(a.model, ds.num_classes, **a.model_kw)
+    model = _build_model(a, ds)
     if a.checkpoint:
         model.load_state_dict(torch.load(a.checkpoint, map_location="cpu", weights_only=True))
     model = model.to(prof.device).eval()

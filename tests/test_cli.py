@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from rmtlr.cli import main
 
@@ -54,6 +55,17 @@ def test_sweep_command_writes_and_resumes(tmp_path, capsys):
       "--results", "R"], "batch sizes must be <= N = 256"),
     (["sweep", "--batch-sizes", "16", "--lr-rule", "cosine", "--data-kw", '{"n": 256}',
       "--results", "R"], "lr rule must be"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--model-kw", '{"bogus": 1}',
+      "--results", "R"], "--model-kw {\"bogus\": 1} does not fit --model mlp"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--data-kw", '{"bogus": 1}',
+      "--results", "R"], "--data-kw {\"bogus\": 1} does not fit --dataset gaussian_mixture"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--model", "small_cnn",
+      "--results", "R"], "--model small_cnn does not take --dataset gaussian_mixture inputs"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--device", "bogus",
+      "--results", "R"], "--device 'bogus' is not usable here"),
+    (["spectrum", "--model-kw", '{"bogus": 1}'], "--model-kw {\"bogus\": 1} does not fit"),
+    (["spectrum", "--model", "small_cnn"], "--model small_cnn does not take"),
+    (["spectrum", "--device", "bogus"], "--device 'bogus' is not usable here"),
 ])
 def test_bad_input_exits_2_with_message(args, msg, capsys, tmp_path):
     args = [str(tmp_path / a) if a == "R" else a for a in args]
@@ -65,12 +77,22 @@ def test_bad_input_exits_2_with_message(args, msg, capsys, tmp_path):
                                   ["sweep", "--batch-sizes", "0", "--lr-rule", "const:1",
                                    "--results", "x"],
                                   ["sweep", "--model", "resnet9000", "--batch-sizes", "8",
-                                   "--lr-rule", "const:1", "--results", "x"]])
+                                   "--lr-rule", "const:1", "--results", "x"],
+                                  ["spectrum", "--n-full", "0"], ["spectrum", "--n-full", "-3"],
+                                  ["spectrum", "--top-k", "0"],
+                                  ["lr-rule", "linear", "--alpha0", "0.1", "--eta", "inf"],
+                                  ["lr-rule", "linear", "--alpha0", "0.1", "--eta", "-1"]])
 def test_argument_errors(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a host without CUDA")
+def test_cuda_device_without_cuda_exits_2_with_message(capsys):
+    assert main(["spectrum", "--device", "cuda"]) == 2
+    assert "--device 'cuda' is not usable here" in capsys.readouterr().err
 
 
 def test_spectrum_matches_dense_hessian(tmp_path, capsys):
