@@ -212,10 +212,14 @@ def theorem4_prediction(lam1_full, P, B, N, sigma_eps2):
 
 def ggn_prediction(lam1_full, P, B, N, bulk_level):
     r"""The batch-GGN outlier of the spiked sample-covariance model (Thm 7 as implemented
-    in :func:`rmtlr.rmt.ggn.ggn_batch_outlier`): λ' = λ(1 + γσ²/(λ − σ²)) with γ = P/𝔟
-    above the BBP threshold σ²(1 + sqrt γ), else σ²(1 + sqrt γ)². ``bulk_level`` is σ², the
-    flat bulk of the full GGN, estimated here by its mean eigenvalue tr(G)/P. Returns None
-    when this version of :mod:`rmtlr.rmt.ggn` has no such function.
+    in :func:`rmtlr.rmt.ggn.ggn_batch_outlier`): with γ = P/𝔟, a = P/N, ℓ = λ/σ² and
+    s = ℓ − 1 + a, λ' = λ(1 + γ/s) above the threshold ℓ > 1 − a + sqrt((1 − a)γ), else the
+    Wachter bulk edge σ²(sqrt(1 − a) + sqrt γ)². That finite-N form needs P ≤ N; a network
+    with P > N has a full GGN of rank < P, outside the model, and gets the leading order in
+    P/N instead (a = 0: Baik–Silverstein, BBP threshold σ²(1 + sqrt γ), else the MP edge
+    σ²(1 + sqrt γ)²). ``bulk_level`` is σ², the flat bulk of the full GGN, estimated here by
+    its mean eigenvalue tr(G)/P. Returns None when this version of :mod:`rmtlr.rmt.ggn` has
+    no such function.
     """
     from rmtlr.rmt import ggn
 
@@ -224,7 +228,7 @@ def ggn_prediction(lam1_full, P, B, N, bulk_level):
         return None
     if not (math.isfinite(bulk_level) and bulk_level > 0):
         raise ValueError(f"bulk_level must be finite and > 0, got {bulk_level!r}")
-    return float(fn(max(float(lam1_full), bulk_level), P, B, N, bulk_level))
+    return float(fn(max(float(lam1_full), bulk_level), P, B, N, bulk_level, finite_N=P <= N))
 
 
 def _tensor_batches(dataset, indices, size: int):

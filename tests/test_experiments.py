@@ -86,9 +86,13 @@ def test_theorem4_prediction_closed_form():
 
 
 def test_ggn_prediction_closed_form():
-    # γ = P/𝔟 = 100·(1/10 − 1/1000) = 9.9; λ = 50 is above σ²(1 + sqrt γ) = 4.15.
+    # γ = P/𝔟 = 100·(1/10 − 1/1000) = 9.9, a = P/N = 0.1; λ = 50 is above the threshold.
     lam, s2, g = 50.0, 1.0, 9.9
-    assert ex.ggn_prediction(lam, 100, 10, 1000, s2) == pytest.approx(lam * (1 + g * s2 / (lam - s2)))
+    assert ex.ggn_prediction(lam, 100, 10, 1000, s2) == pytest.approx(lam * (1 + g / (lam - 0.9)))
+    # P > N (a network): the leading order in P/N, Baik–Silverstein with γ = 2000·(1/10 − 1/1000)
+    g = 2000 * 0.099
+    assert ex.ggn_prediction(lam, 2000, 10, 1000, s2) == pytest.approx(
+        (1 + np.sqrt(g)) ** 2 if lam < 1 + np.sqrt(g) else lam * (1 + g / (lam - 1)))
     with pytest.raises(ValueError, match="bulk_level"):
         ex.ggn_prediction(lam, 100, 10, 1000, 0.0)
 

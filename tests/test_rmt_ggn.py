@@ -10,7 +10,7 @@ those units.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rmtlr.rmt.ensembles import haar_orthonormal
@@ -204,6 +204,10 @@ def test_bad_inputs_raise():
         per_sample_ggn_vectors(np.eye(5), 3)
     with pytest.raises(ValueError, match="P must be <= N"):
         ggn_batch_edge(100, 10, 50, 1.0)
+    with pytest.raises(ValueError, match="P must be <= N .*finite_N=False"):
+        ggn_batch_outlier(5.0, 100, 10, 50, 1.0)
+    with pytest.raises(ValueError, match="P must be <= N"):
+        ggn_batch_overlap(5.0, 100, 10, 50, 1.0)
     with pytest.raises(ValueError, match="sigma2"):
         ggn_batch_edge(10, 10, 50, 0.0)
 
@@ -233,16 +237,59 @@ def test_edges_and_limits_by_hand():
     data=st.data(),
 )
 def test_ggn_outlier_properties(ratio, sigma2, P, N, data):
+    finite_N = data.draw(st.booleans())
+    assume(P <= N or not finite_N)
     lam = ratio * sigma2
     B1 = data.draw(st.integers(1, N))
     B2 = data.draw(st.integers(B1, N))
-    l1 = ggn_batch_outlier(lam, P, B1, N, sigma2)
-    l2 = ggn_batch_outlier(lam, P, B2, N, sigma2)
+
+    def out(B):
+        return ggn_batch_outlier(lam, P, B, N, sigma2, finite_N=finite_N)
+
+    def ov(B):
+        return ggn_batch_overlap(lam, P, B, N, sigma2, finite_N=finite_N)
+
+    l1, l2 = out(B1), out(B2)
     assert l1 >= lam * (1 - 1e-12)  # batching only pushes the top eigenvalue out
     assert l2 <= l1 * (1 + 1e-12)  # monotone in B
+    # never inside the bulk: at least its edge, and exactly the edge when there is no outlier
+    edge = ggn_batch_edge(P, B1, N, sigma2, finite_N=finite_N)
+    assert l1 >= edge * (1 - 1e-9)
+    o1, o2 = ov(B1), ov(B2)
+    if o1 == 0.0:
+        assert l1 == pytest.approx(edge)
     if ratio > 1.0 + 1e-9:  # B → N: a full-GGN outlier returns to λ
-        assert ggn_batch_outlier(lam, P, N, N, sigma2) == pytest.approx(lam)
-    o1, o2 = ggn_batch_overlap(lam, P, B1, N, sigma2), ggn_batch_overlap(lam, P, B2, N, sigma2)
+        assert out(N) == pytest.approx(lam)
     assert 0.0 <= o1 <= o2 + 1e-12 and o2 <= 1.0
-    # the sample-covariance shift is never smaller than the additive reading's
-    assert l1 >= ggn_outlier_additive_noise(lam, P, B1, N, sigma2) * (1 - 1e-12)
+    if not finite_N:  # the leading-order sample-covariance shift is never below the additive one
+        assert l1 >= ggn_outlier_additive_noise(lam, P, B1, N, sigma2) * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("lam", [1.0, 2.2, 3.0, 8.0])
+def test_finite_N_outlier_and_overlap_match_without_replacement_batches(lam):
+    # P/N = 0.4: the leading order (Baik–Silverstein with γ = P/𝔟) puts λ = σ² and 2.2σ² at
+    # the MP edge 5.13, but the batch bulk ends at the Wachter edge 4.16 and λ = 2.2σ²
+    # already has an outlier (finite-N threshold 1.58σ² < 1 + √γ = 2.26σ²).
+    P, N, B, k = 400, 1000, 200, 8
+    G, V = _population(P, (lam,), 1.0, seed=40)
+    X = per_sample_ggn_vectors(G, N, seed=41)
+    tops, ovs = [], []
+    for i in range(k):
+        w, U = np.linalg.eigh(batch_ggn_model(B, per_sample=X, seed=42 + i))
+        tops.append(w[-1])
+        ovs.append((U[:, -1] @ V[:, 0]) ** 2)
+    top, ov = np.mean(tops), np.mean(ovs)
+    # standard errors of the k-draw means, plus the Tracy–Widom scale for the edge's offset
+    tol = 5 * np.std(tops, ddof=1) / np.sqrt(k) + _johnstone_scale(P, B)
+    tol_ov = 5 * np.std(ovs, ddof=1) / np.sqrt(k) + 0.01
+    pred = ggn_batch_outlier(lam, P, B, N, 1.0)
+    if lam == 1.0:
+        assert pred == ggn_batch_edge(P, B, N, 1.0)
+    assert abs(top - pred) < tol, (top, pred, tol)
+    assert abs(ov - ggn_batch_overlap(lam, P, B, N, 1.0)) < tol_ov
+    lead = ggn_batch_outlier(lam, P, B, N, 1.0, finite_N=False)
+    lead_ov = ggn_batch_overlap(lam, P, B, N, 1.0, finite_N=False)
+    if lam <= 2.2:
+        assert abs(top - lead) > tol  # the leading order's MP edge is far above the bulk
+    if 2.2 <= lam <= 3.0:
+        assert abs(ov - lead_ov) > tol_ov
