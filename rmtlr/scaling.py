@@ -25,6 +25,14 @@ from rmtlr.rmt.batch import (
     effective_batch_size,
 )
 
+
+def _finite(name: str, value, *, nonneg: bool = False) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if np.any(~np.isfinite(arr)) or (nonneg and np.any(arr < 0)):
+        raise ValueError(f"{name} must be finite{' and >= 0' if nonneg else ''}, got {value!r}")
+    return arr
+
+
 __all__ = [
     "PowerLawFit",
     "adam_max_lr",
@@ -65,6 +73,8 @@ def sgd_max_lr(B, N, lam1, P, sigma, threshold=True):
     threshold: apply Theorem 4's BBP threshold (default) or the outlier formula throughout.
     """
     lam1 = _as_positive("lam1 (top Hessian eigenvalue)", lam1)
+    # Checked here so that the error names this function's argument, not batch.py's sigma_eps.
+    sigma = _finite("sigma (per-entry Hessian noise σ_ε)", sigma, nonneg=True)
     if threshold:
         top = batch_outlier(lam1, P, B, N, sigma)
     else:
@@ -152,11 +162,13 @@ def min_damping(alpha0, lam_batch, eta=0.0):
 
     With λ_i^batch ≈ Pσ²/(𝔟λ_i) for noise-dominated directions this gives δ_min ∝ α_0/B
     (a derivation; the relation appears only in the paper's earlier arXiv versions).
-    Returned clipped at 0.
+    Returned clipped at 0. ``lam_batch`` must be finite (negative curvature needs no
+    damping), ``eta`` finite and >= 0.
     """
     alpha0 = _as_positive("alpha0 (learning rate)", alpha0)
-    lam_batch = np.asarray(lam_batch, dtype=float)
-    return _out(np.maximum(0.0, 0.5 * alpha0 * lam_batch - np.asarray(eta, dtype=float)))
+    lam_batch = _finite("lam_batch (batch Hessian eigenvalue)", lam_batch)
+    eta = _finite("eta (preconditioner scale)", eta, nonneg=True)
+    return _out(np.maximum(0.0, 0.5 * alpha0 * lam_batch - eta))
 
 
 def linear_rule(B, alpha0, B0=128):

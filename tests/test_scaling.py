@@ -86,6 +86,19 @@ def test_min_damping_makes_eq28_marginal():
     assert min_damping(1e-6, 1.0, 1.0) == 0.0  # clipped: already stable without damping
 
 
+def test_bad_noise_and_curvature_are_named():
+    for sigma in (-1.0, np.nan, np.inf):
+        for threshold in (True, False):
+            with pytest.raises(ValueError, match=r"^sigma \(per-entry Hessian noise"):
+                sgd_max_lr(16, 1000, 1.0, 100, sigma, threshold=threshold)
+    for lam in (np.nan, np.inf, [1.0, np.nan]):
+        with pytest.raises(ValueError, match="lam_batch .* must be finite"):
+            min_damping(0.1, lam)
+    for eta in (np.nan, -1.0):
+        with pytest.raises(ValueError, match="eta .* must be finite and >= 0"):
+            min_damping(0.1, 1.0, eta)
+
+
 def test_implied_sigma_inverts_theorem4():
     for B in (16, 256):
         lam_b = 2 / sgd_max_lr(B, 50_000, LAM, P, SIG)
