@@ -29,24 +29,24 @@ def _seed_list(text: str) -> list[int]:
     return _int_list(text, lo=0)
 
 
-def _positive(text: str) -> float:
+def _finite_number(text: str, *, strict: bool) -> float:
+    """A finite float > 0 (``strict``) or >= 0, for argparse ``type=``."""
     try:
         v = float(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
-    if not v > 0 or not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    if not np.isfinite(v) or not (v > 0 if strict else v >= 0):
+        bound = "> 0" if strict else ">= 0"
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
     return v
+
+
+def _positive(text: str) -> float:
+    return _finite_number(text, strict=True)
 
 
 def _nonnegative(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
-    if not v >= 0 or not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
+    return _finite_number(text, strict=False)
 
 
 def _count(text: str) -> int:
