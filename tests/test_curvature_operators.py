@@ -168,6 +168,71 @@ def test_hvp_relu_maxpool_matches_dense_hessian(method):
     assert rel(densify(HessianOperator(model, CE, (x, y), method=method)), H) < RTOL
 
 
+class ConvNet(nn.Module):
+    """Every convolution form the HVPs rewrite (a convolution of data; BatchNorm folded into
+    the convolution before it) and the forms they must leave alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 4, 3, stride=2, padding=1, padding_mode="reflect")  # of data
+        self.bn1 = nn.BatchNorm2d(4)  # folded, into a convolution with a bias
+        self.c2 = nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2, bias=False)
+        self.bn2 = nn.BatchNorm2d(4)  # folded; its input is also used elsewhere
+        self.c3 = nn.Conv2d(4, 3, 1)
+        self.bn3 = nn.BatchNorm2d(3)  # not folded: its input is changed in place first
+        self.c4 = nn.Conv2d(3, 3, 3, padding="same")
+        self.bn4 = nn.BatchNorm2d(3, affine=False)  # string padding: not rewritten
+        self.d1 = nn.Conv1d(2, 3, 3, stride=2, bias=False)  # 1-d, of data
+        self.bn5 = nn.BatchNorm1d(3)
+        self.fc = nn.Linear(3 * 4 + 3 * 3, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.bn1(self.c1(x)))
+        h2 = self.c2(h)
+        h = torch.tanh(self.bn2(h2) + 0.5 * h2)
+        h3 = self.c3(h)
+        h3.mul_(1.5)
+        h = torch.tanh(self.bn3(h3))
+        h = torch.relu(self.bn4(self.c4(h)))
+        s = torch.tanh(self.bn5(self.d1(x[:, :, 0, :])))
+        return self.fc(torch.cat([h.mean(dim=3).flatten(1), s.flatten(1)], dim=1))
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "frozen-train"])
+@pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
+def test_hvp_convolution_forms_match_dense_hessian(method, bn_mode):
+    torch.manual_seed(5)
+    model = ConvNet().double()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.2, 0.2)
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(5, 2, 8, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (5,), generator=g)
+    reference = copy.deepcopy(model)
+    if bn_mode == "frozen-train":
+        # The batch's own statistics, measured by hooks, become constant running statistics.
+        def record(m, args):
+            h = args[0]
+            dims = [0] + list(range(2, h.ndim))
+            m.running_mean.copy_(h.mean(dim=dims))
+            m.running_var.copy_(h.var(dim=dims, unbiased=False))
+        hooks = [m.register_forward_pre_hook(record) for m in reference.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        with torch.no_grad():
+            reference.eval()(x)
+        for h in hooks:
+            h.remove()
+    H = dense_hessian(reference, forward_eval, x, y)
+    op = HessianOperator(model, CE, (x, y), method=method, bn_mode=bn_mode)
+    assert rel(densify(op), H) < RTOL
+
+
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
 def test_hvp_mlp_matches_dense_hessian(method):
     torch.manual_seed(0)

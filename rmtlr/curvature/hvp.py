@@ -19,14 +19,20 @@ itself, measured once per batch by :func:`batch_norm_statistics` and then held c
 (no derivative flows through the batch mean and variance).
 
 In both modes a BatchNorm layer is, for the products, the per-channel affine map
-x·(γ/√(v + ε)) + (β − m·γ/√(v + ε)) with constant m and v. :class:`_CurvatureForward`
-evaluates it in that form: the same function as ``F.batch_norm`` in eval mode, whose
-generic double-backward costs several more passes over every activation (measured: HVP /
-gradient 2.22 → 1.78 on a BatchNorm CNN on the CPU). For the double-backward product it
-also evaluates ReLU and max pooling with their on/off and arg-max patterns held constant
-in the backward pass — exact, since both are piecewise linear — which spares the
-activation-sized zero tensors torch otherwise propagates as their second derivatives
-(a further ≈ 10% on the same CNN; ``benchmarks/RESULTS.md``).
+x·s + t, s = γ/√(v + ε), t = β − m·s, with constant m and v. :class:`_CurvatureForward`
+evaluates the network so that its second derivatives are cheap, always as the same
+function (``benchmarks/RESULTS.md`` has the measurements, on a BatchNorm CNN on the CPU):
+
+- BatchNorm in that affine form, not through ``F.batch_norm``, whose generic
+  double-backward makes several more passes over every activation (HVP / gradient 2.22 →
+  1.78); for the HVPs, a BatchNorm of a convolution's output is folded into the
+  convolution, conv(x, W·s) + b·s + t, so s and t meet only the weights (a further 0.65–0.8
+  of the double-backward HVP time);
+- for the double-backward product, ReLU and max pooling with their on/off and arg-max
+  patterns held constant in the backward pass — exact, since both are piecewise linear —
+  which spares the activation-sized zero tensors torch otherwise propagates as their
+  second derivatives (≈ 0.93), and a first convolution whose input is data differentiated
+  without the input gradient torch's generic second derivative computes anyway.
 """
 
 from __future__ import annotations
@@ -175,6 +181,109 @@ class _ArgmaxPool2d(torch.autograd.Function):
         return (gx,) + (None,) * 5
 
 
+class _DataConvWeightGrad(torch.autograd.Function):
+    """∂L/∂W of a convolution whose input x is data, as a function of the output gradient g.
+
+    Linear in g; its derivative is the forward convolution of x with the incoming weight
+    gradient, and nothing else. (torch's generic second derivative of a convolution also
+    computes the gradient with respect to the input x, a transposed convolution at full
+    resolution, even when x needs none.)
+    """
+
+    @staticmethod
+    def forward(ctx, g, x, w, stride, padding, dilation, groups):
+        zeros = [0] * len(stride)
+        _, gw, _ = torch.ops.aten.convolution_backward(g, x, w, None, stride, padding,
+                                                       dilation, False, zeros, groups,
+                                                       [False, True, False])
+        ctx.save_for_backward(x)
+        ctx.args = (stride, padding, dilation, groups)
+        return gw
+
+    @staticmethod
+    def backward(ctx, ggw):
+        (x,) = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.args
+        gg = torch.convolution(x, ggw, None, stride, padding, dilation, False,
+                               [0] * len(stride), groups)
+        return (gg,) + (None,) * 6
+
+
+class _DataConv(torch.autograd.Function):
+    """Convolution of data x (no gradient) whose backward is :class:`_DataConvWeightGrad`."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        ctx.save_for_backward(x, w)
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.has_bias = b is not None
+        return torch.convolution(x, w, b, stride, padding, dilation, False, [0] * len(stride),
+                                 groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gw = _DataConvWeightGrad.apply(g, x, w, *ctx.args)
+        gb = g.sum([0] + list(range(2, g.ndim))) if ctx.has_bias else None
+        return (None, gw, gb) + (None,) * 4
+
+
+class _FoldedBatchNorm(torch.autograd.Function):
+    """BatchNorm x·s + t of a convolution's output, differentiated as the folded convolution.
+
+    With out = conv(x, W) + b, BN(out) = conv(x, W·s) + b·s + t: the value is taken from
+    ``out`` (no second convolution), the derivatives are those of the folded form, in which
+    s and t meet only the weights and the per-channel sums of the incoming gradient, so
+    neither derivative pass multiplies activation-sized tensors by s or sums their products.
+    The gradient does not flow back through ``out`` itself.
+    """
+
+    @staticmethod
+    def forward(ctx, out, x, w, b, s, t, stride, padding, dilation, groups):
+        ctx.save_for_backward(x, w, b, s)
+        ctx.args = (stride, padding, dilation, groups)
+        shape = (1, -1) + (1,) * (out.ndim - 2)
+        return out * s.reshape(shape) + t.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, b, s = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.args
+        s_w = s.reshape((-1,) + (1,) * (w.ndim - 1))
+        ws = w * s_w
+        if ctx.needs_input_grad[1]:
+            gx, gws, _ = torch.ops.aten.convolution_backward(
+                g, x, ws, None, stride, padding, dilation, False, [0] * len(stride), groups,
+                [True, True, False])
+        else:
+            gx, gws = None, _DataConvWeightGrad.apply(g, x, ws, stride, padding, dilation,
+                                                      groups)
+        gsum = g.sum([0] + list(range(2, g.ndim)))
+        gs = (gws * w).sum(list(range(1, w.ndim)))
+        if b is not None:
+            gs = gs + b * gsum
+        gb = gsum * s if b is not None else None
+        return (None, gx, gws * s_w, gb, gs, gsum) + (None,) * 4
+
+
+_CONVS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+
+
+def _conv_args(func, args, kwargs):
+    """A convolution call as (x, w, b, stride, padding, dilation, groups) with explicit
+    per-dimension lists, or None where it is not one the rewrites handle (string padding)."""
+    a = {**dict(zip(_CONV_ARGS, args)), **kwargs}
+    n = _CONVS[func]
+    if a["input"].ndim != n + 2 or isinstance(a.get("padding", 0), str):
+        return None
+
+    def tup(v):
+        return [int(v)] * n if isinstance(v, int) else [int(i) for i in v]
+    return (a["input"], a["weight"], a.get("bias"), tup(a.get("stride", 1)),
+            tup(a.get("padding", 0)), tup(a.get("dilation", 1)), int(a.get("groups", 1)))
+
+
 _POOL_ARGS = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
               "return_indices")
 
@@ -182,17 +291,25 @@ _POOL_ARGS = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mod
 class _CurvatureForward(TorchFunctionMode):
     """The network's function, written so that its second derivatives are cheap.
 
-    Always: eval-mode ``F.batch_norm`` becomes the per-channel affine map it is.
-    With ``piecewise_linear=True`` (the double-backward HVP): ReLU and 2-d max pooling
-    become :class:`_PiecewiseLinearReLU` and :class:`_ArgmaxPool2d`. Both rewrites compute
-    the same function and the same first and second derivatives (tested against dense
-    Hessians); the second is left out of the ``torch.func`` paths, which would need
-    forward-mode rules for the custom functions.
+    Every rewrite computes the same function, hence the same first and second derivatives
+    (each is tested against dense Hessians in float64):
+
+    - always: eval-mode ``F.batch_norm`` is the per-channel affine map x·s + t it is;
+    - with ``double_backward=True`` (the double-backward HVP): a BatchNorm of a
+      convolution's output becomes :class:`_FoldedBatchNorm`, a convolution of data
+      :class:`_DataConv`, ReLU and 2-d max pooling :class:`_PiecewiseLinearReLU` and
+      :class:`_ArgmaxPool2d`. The ``torch.func`` paths keep the built-in functions, which
+      have the forward-mode rules these custom functions lack.
     """
 
-    def __init__(self, piecewise_linear: bool = False):
+    def __init__(self, double_backward: bool = False):
         super().__init__()
-        self.piecewise_linear = piecewise_linear
+        self.double_backward = double_backward
+        self._last_conv = None
+
+    def __exit__(self, *exc):
+        self._last_conv = None  # do not keep the last activation alive
+        return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -208,12 +325,27 @@ class _CurvatureForward(TorchFunctionMode):
                 shift = -a["running_mean"] * scale
                 if a.get("bias") is not None:
                     shift = shift + a["bias"]
+                last = self._last_conv
+                # Fold only into the very tensor the convolution returned, unmodified (an
+                # in-place op in between bumps its version).
+                if last is not None and x is last[0] and x._version == last[1]:
+                    xin, w, b, *rest = last[2]
+                    return _FoldedBatchNorm.apply(x, xin, w, b, scale, shift, *rest)
                 shape = (1, -1) + (1,) * (x.ndim - 2)
                 return x * scale.reshape(shape) + shift.reshape(shape)
-        elif self.piecewise_linear and func in (F.relu, torch.relu, torch.Tensor.relu):
+        elif self.double_backward and func in _CONVS:
+            conv = _conv_args(func, args, kwargs)
+            if conv is not None:
+                x, w, *rest = conv
+                out = (_DataConv.apply(*conv) if not x.requires_grad and w.requires_grad
+                       else torch.convolution(x, w, rest[0], *rest[1:4], False,
+                                              [0] * len(rest[1]), rest[4]))
+                self._last_conv = (out, out._version, conv)
+                return out
+        elif self.double_backward and func in (F.relu, torch.relu, torch.Tensor.relu):
             a = {**dict(zip(("input", "inplace"), args)), **kwargs}
             return _PiecewiseLinearReLU.apply(a["input"], bool(a.get("inplace", False)))
-        elif self.piecewise_linear and func is F.max_pool2d:
+        elif self.double_backward and func is F.max_pool2d:
             a = {**dict(zip(_POOL_ARGS, args)), **kwargs}
             x, k = a["input"], a["kernel_size"]
             if not a.get("return_indices", False) and x.ndim == 4:
@@ -246,13 +378,13 @@ class BatchProducts:
         self.fixed = {k: v for k, v in tensors.items() if k not in self.primals}
         self._graph = None
 
-    def _forward(self, p: dict[str, torch.Tensor], x, bn_stats, piecewise_linear=False):
+    def _forward(self, p: dict[str, torch.Tensor], x, bn_stats, double_backward=False):
         fixed = self.fixed if not bn_stats else {**self.fixed, **bn_stats}
-        with _CurvatureForward(piecewise_linear):
+        with _CurvatureForward(double_backward):
             return functional_call(self.model, {**fixed, **p}, (x,))
 
-    def _loss(self, p, x, y, bn_stats, piecewise_linear=False):
-        out = self._forward(p, x, bn_stats, piecewise_linear)
+    def _loss(self, p, x, y, bn_stats, double_backward=False):
+        out = self._forward(p, x, bn_stats, double_backward)
         return _scalar_loss(self.loss_fn(out, y))
 
     def flat(self, d: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -278,7 +410,7 @@ class BatchProducts:
         if graph is None:
             leaves = {n: t.detach().requires_grad_(True) for n, t in self.primals.items()}
             with torch.enable_grad():
-                loss = self._loss(leaves, x, y, bn_stats, piecewise_linear=True)
+                loss = self._loss(leaves, x, y, bn_stats, double_backward=True)
                 gs = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
                                          allow_unused=True)
             graph = (leaves, gs, (tuple(x.shape), tuple(y.shape)))
