@@ -231,6 +231,17 @@ def test_hvp_convolution_forms_match_dense_hessian(method, bn_mode):
     H = dense_hessian(reference, forward_eval, x, y)
     op = HessianOperator(model, CE, (x, y), method=method, bn_mode=bn_mode)
     assert rel(densify(op), H) < RTOL
+    # Subsets: the rewrites must hold when only the BatchNorm parameters, only the
+    # convolution weights, or a mix of them carry derivatives (the rest are constants).
+    offsets, i = {}, 0
+    for k, p in model.named_parameters():
+        offsets[k] = range(i, i + p.numel())
+        i += p.numel()
+    for subset in (["bn1.weight", "bn2.bias", "bn5.weight"], ["c1.weight", "c2.weight", "d1.weight"],
+                   ["c1.bias", "bn1.bias", "c3.weight", "bn3.weight", "fc.weight"]):
+        idx = torch.tensor([j for k in subset for j in offsets[k]])
+        sub = HessianOperator(model, CE, (x, y), params=subset, method=method, bn_mode=bn_mode)
+        assert rel(densify(sub), H[idx][:, idx]) < RTOL, subset
 
 
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
