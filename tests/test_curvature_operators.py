@@ -598,3 +598,18 @@ def test_loss_module_tensors_follow_the_operator_dtype():
                         loss=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5]).double()))
     assert rel(densify(op), ref) < RTOL
     assert loss.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_finite_fast_path_agrees_with_elementwise_test(dtype):
+    from rmtlr.curvature.base import all_finite
+    big = torch.finfo(dtype).max / 4
+    cases = [torch.ones(7, dtype=dtype), torch.zeros(0, dtype=dtype),
+             torch.full((10,), big, dtype=dtype)]  # finite entries whose sum overflows
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        t = torch.ones(7, dtype=dtype)
+        t[3] = bad
+        cases.append(t)
+    cases.append(torch.tensor([float("inf"), -float("inf"), 1.0], dtype=dtype))
+    for t in cases:
+        assert all_finite(t) == bool(torch.isfinite(t).all()), t

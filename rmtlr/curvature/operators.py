@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
-from rmtlr.curvature.base import CurvatureOperator
+from rmtlr.curvature.base import CurvatureOperator, all_finite
 from rmtlr.curvature.hvp import BN_MODES, HVP_METHODS, BatchProducts, batch_norm_statistics
 from rmtlr.progress import progress_bar
 
@@ -93,7 +93,7 @@ class _NetworkOperator(CurvatureOperator):
             # A snapshot: later training of the model does not change this operator.
             t = t.detach().to(self._device, copy=True)
             tensors[k] = t.to(self._dtype) if t.is_floating_point() else t
-            if t.is_floating_point() and not bool(torch.isfinite(tensors[k]).all()):
+            if t.is_floating_point() and not all_finite(tensors[k]):
                 raise ValueError(f"model tensor {k!r} contains non-finite values (NaN or Inf)")
         if bn_mode == "eval":
             for name, m in model.named_modules():
@@ -242,7 +242,7 @@ class _NetworkOperator(CurvatureOperator):
 
 
 def _check_finite(out: torch.Tensor, kind: str) -> None:
-    if not bool(torch.isfinite(out).all()):
+    if not all_finite(out):
         raise ValueError(f"the {kind} product is not finite: the loss, the parameters or the "
                          "data contain NaN/Inf (or overflow in this dtype)")
 
