@@ -613,3 +613,56 @@ def test_all_finite_fast_path_agrees_with_elementwise_test(dtype):
     cases.append(torch.tensor([float("inf"), -float("inf"), 1.0], dtype=dtype))
     for t in cases:
         assert all_finite(t) == bool(torch.isfinite(t).all()), t
+
+
+class _Images(torch.utils.data.Dataset):
+    """Six float64 images; ``augment`` adds a random flip, as a training transform would."""
+
+    def __init__(self, augment=False):
+        g = torch.Generator().manual_seed(7)
+        self.x = torch.randn(6, 2, 4, 4, generator=g, dtype=torch.float64)
+        self.y = torch.randint(0, 3, (6,), generator=g)
+        self.augment = augment
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        x = self.x[i]
+        if self.augment and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x, self.y[i]
+
+
+def test_loader_that_changes_between_products_is_refused():
+    from torch.utils.data import DataLoader
+    model = make_cnn()
+    v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(0))
+    fixed = HessianOperator(model, CE, DataLoader(_Images(), batch_size=4))
+    ref = fixed @ v
+    assert torch.equal(fixed @ v, ref)  # a deterministic loader passes every time
+    # Eval mode: shuffling changes only the order of the samples, not the matrix.
+    torch.manual_seed(0)
+    shuffled = HessianOperator(model, CE, DataLoader(_Images(), batch_size=4, shuffle=True))
+    for _ in range(3):
+        assert rel(shuffled @ v, ref) < 1e-12
+    # Random augmentation changes the matrix: refused at the first product that differs
+    # (a flip keeps each image's sum, so the check must see more than sums).
+    torch.manual_seed(0)
+    augmented = HessianOperator(model, CE, DataLoader(_Images(augment=True), batch_size=4))
+    with pytest.raises(ValueError, match="data changed between two passes.*augmentation"):
+        for _ in range(10):
+            augmented @ v
+    # frozen-train: each batch's statistics are part of the function, so shuffling is refused.
+    torch.manual_seed(0)
+    frozen = HessianOperator(model, CE, DataLoader(_Images(), batch_size=4, shuffle=True),
+                             bn_mode="frozen-train")
+    with pytest.raises(ValueError, match="shuffling loader.*shuffle=False"):
+        for _ in range(10):
+            frozen @ v
+    torch.manual_seed(0)
+    frozen_fixed = HessianOperator(model, CE, DataLoader(_Images(), batch_size=4),
+                                   bn_mode="frozen-train")
+    first = frozen_fixed @ v
+    assert torch.equal(frozen_fixed @ v, first)

@@ -67,6 +67,50 @@ def _is_batch(data) -> bool:
             and all(isinstance(t, torch.Tensor) for t in data))
 
 
+# Fixed random directions of _DataFingerprint, per (sample size, device).
+_DIRECTIONS: dict[tuple, torch.Tensor] = {}
+
+
+class _DataFingerprint:
+    """A cheap summary of one pass over a loader, to catch data that change between passes.
+
+    A curvature operator must be one fixed matrix, so every product must see the same
+    samples. A loader that augments at random (crops, flips) does not, and with
+    ``bn_mode="frozen-train"`` neither does a shuffling one, since each batch's statistics
+    enter the function; both would silently turn Lanczos into a method on a moving
+    operator. Per batch: the samples projected on a fixed random direction, the labels'
+    sum and the count, in float64; in eval mode only their totals are compared (the order
+    of the samples does not change the mean Hessian), in frozen-train mode batch by batch.
+    """
+
+    def __init__(self, ordered: bool):
+        self.ordered, self.parts = ordered, []
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        n = x.shape[0]
+        flat = x.reshape(n, -1)
+        key = (flat.shape[1], str(flat.device))
+        if key not in _DIRECTIONS:
+            r = torch.randn(flat.shape[1], dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(12345))
+            _DIRECTIONS[key] = r.to(flat.device)
+        self.parts.append(torch.stack([(flat.to(torch.float64) @ _DIRECTIONS[key]).sum(),
+                                       y.to(torch.float64).sum(),
+                                       torch.tensor(float(n), dtype=torch.float64,
+                                                    device=flat.device)]))
+
+    def value(self) -> torch.Tensor | None:
+        if not self.parts:
+            return None
+        stacked = torch.stack(self.parts).cpu()
+        return stacked if self.ordered else stacked.sum(dim=0)
+
+    @staticmethod
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.shape == b.shape and bool(((a - b).abs()
+                                            <= 1e-9 * (a.abs() + b.abs()) + 1e-12).all())
+
+
 class _NetworkOperator(CurvatureOperator):
     _kind = "network"
 
@@ -132,6 +176,7 @@ class _NetworkOperator(CurvatureOperator):
         else:
             self.num_samples = None
         self._stats_cache: dict[int, dict] = {}
+        self._fingerprint: torch.Tensor | None = None
 
     @staticmethod
     def _select(model: nn.Module, params) -> list[str]:
@@ -181,6 +226,8 @@ class _NetworkOperator(CurvatureOperator):
     def iter_batches(self):
         """Yield (n_b, x, y, bn_stats) for every batch, on the operator's device and dtype."""
         total = len(self.batches) if hasattr(self.batches, "__len__") else None
+        frozen = self.bn_mode == "frozen-train" and self._has_bn
+        fingerprint = None if isinstance(self.batches, list) else _DataFingerprint(frozen)
         for i, batch in enumerate(progress_bar(self.batches, desc=self._kind, total=total,
                                                           progress=self.progress)):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
@@ -192,7 +239,25 @@ class _NetworkOperator(CurvatureOperator):
             x, y = self._prepare(*batch)
             if x.shape[0] == 0:
                 continue
+            if fingerprint is not None:
+                fingerprint.add(x, y)
             yield int(x.shape[0]), x, y, self._bn_stats(i, x)
+        # Only a complete pass is compared (a consumer may stop early, e.g. method="auto").
+        if fingerprint is not None and (value := fingerprint.value()) is not None:
+            if self._fingerprint is None:
+                self._fingerprint = value
+            elif not _DataFingerprint.same(value, self._fingerprint):
+                why = ("random augmentation (random crops or flips in the dataset's "
+                       "transform)")
+                if frozen:
+                    why += " or a shuffling loader (with bn_mode='frozen-train' each " \
+                           "batch's statistics are part of the function)"
+                raise ValueError(
+                    "data changed between two passes over it, so the operator is not one "
+                    f"fixed matrix: {why}. Pass the data without random transforms (e.g. "
+                    "rmtlr.data.cifar(..., augment=False))"
+                    + (" and with shuffle=False" if frozen else "")
+                    + ", or a list of batches.")
 
     def _batch_product(self, v, x, y, stats, whole_batch=True):
         raise NotImplementedError
@@ -258,7 +323,9 @@ class HessianOperator(_NetworkOperator):
     model: the network (its state — train/eval flags, buffers, ``.grad`` — is restored
         after every call). loss_fn: ``loss_fn(output, y)`` → scalar *mean* over the batch.
     data: one batch ``(x, y)``, a list of batches, or any re-iterable loader (it must
-        yield the same samples each pass: no random augmentation).
+        yield the same samples each pass: no random augmentation; with
+        ``bn_mode="frozen-train"`` also the same batches, so no shuffling. A product that
+        sees other data than the first complete pass raises ``ValueError``).
     params: parameters (or their names) the Hessian is taken in; default all with
         ``requires_grad``. The others are held fixed.
     method: ``"forward-over-reverse"`` (``torch.func.jvp`` of ``torch.func.grad``),
