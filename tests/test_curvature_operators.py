@@ -654,6 +654,13 @@ def test_loader_that_changes_between_products_is_refused():
     with pytest.raises(ValueError, match="data changed between two passes.*augmentation"):
         for _ in range(10):
             augmented @ v
+    # Shuffling with drop_last leaves out other samples each pass: another matrix.
+    torch.manual_seed(0)
+    dropping = HessianOperator(model, CE, DataLoader(_Images(), batch_size=4, shuffle=True,
+                                                     drop_last=True))
+    with pytest.raises(ValueError, match="drop_last=True"):
+        for _ in range(10):
+            dropping @ v
     # frozen-train: each batch's statistics are part of the function, so shuffling is refused.
     torch.manual_seed(0)
     frozen = HessianOperator(model, CE, DataLoader(_Images(), batch_size=4, shuffle=True),

@@ -248,9 +248,9 @@ class _NetworkOperator(CurvatureOperator):
                 self._fingerprint = value
             elif not _DataFingerprint.same(value, self._fingerprint):
                 why = ("random augmentation (random crops or flips in the dataset's "
-                       "transform)")
+                       "transform), or shuffle=True with drop_last=True")
                 if frozen:
-                    why += " or a shuffling loader (with bn_mode='frozen-train' each " \
+                    why += ", or a shuffling loader (with bn_mode='frozen-train' each " \
                            "batch's statistics are part of the function)"
                 raise ValueError(
                     "data changed between two passes over it, so the operator is not one "
