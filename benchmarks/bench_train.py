@@ -34,8 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
     gm = data.load("gaussian_mixture", n=4096)
-    img = data.load("images", per_class=200) if data.cifar10_jpeg_available() else \
-        data.load("synthetic_images", n=2000, num_classes=10)
+    img = data.load("images", per_class=200)
     rows = []
     threads = torch.get_num_threads()
     for n in sorted({1, threads}):

@@ -6,8 +6,9 @@ Every data set returned here carries ``description`` (what it is, said plainly, 
 - ``cifar100`` / ``cifar10``: torchvision, the paper's augmentation (4-pixel pad, random
   32×32 crop, horizontal flip) and its 45k/5k train/validation split
   (Granziol et al. 2022, Sec. 9). Downloaded only when allowed.
-- ``cifar10_jpeg``: the 60,000 CIFAR-10 images (Krizhevsky 2009) re-encoded as JPEG, from
-  ``shared/data/cifar10-jpeg.tar``; extracted once into the cache directory.
+- ``cifar10_subset`` (alias ``images``): 12,000 real CIFAR-10 images (Krizhevsky 2009) as
+  JPEG, shipped inside the package, so every reader has the same real images offline.
+- ``cifar10_jpeg``: all 60,000 CIFAR-10 JPEG images from a tar the user provides.
 - ``gaussian_mixture``: Gaussian-mixture classification, after the MLP experiment of
   Sec. 13 of the paper (offline stand-in).
 - ``synthetic_images``: CIFAR-shaped (3×32×32, 100 classes) images with learnable class
@@ -16,6 +17,8 @@ Every data set returned here carries ``description`` (what it is, said plainly, 
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import numbers
 import os
@@ -28,23 +31,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-import rmtlr
-
 __all__ = ["DATASET_NAMES", "LabelledSubset", "LabelledTensors", "cache_dir", "cifar",
-           "cifar10_jpeg", "cifar10_jpeg_available", "default_num_workers", "gaussian_mixture", "load", "make_loader",
-           "shared_data_dir", "synthetic_images", "train_val_split"]
+           "cifar10_jpeg", "cifar10_subset", "default_num_workers", "gaussian_mixture", "load",
+           "make_loader", "synthetic_images", "train_val_split"]
 
 #: Per-channel statistics of the CIFAR training sets (used to standardise inputs).
 CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
 CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
 
-#: Names accepted by :func:`load`. ``images`` is the real CIFAR-10 JPEG set where present,
-#: otherwise the synthetic image stand-in.
-DATASET_NAMES = ("gaussian_mixture", "synthetic_images", "cifar10_jpeg", "images", "cifar10",
-                 "cifar100")
+#: Names accepted by :func:`load`. ``images`` is the shipped CIFAR-10 JPEG subset.
+DATASET_NAMES = ("gaussian_mixture", "synthetic_images", "cifar10_subset", "images",
+                 "cifar10_jpeg", "cifar10", "cifar100")
 
-_TAR_NAME = "cifar10-jpeg.tar"
-_JPEG_CITE = "CIFAR-10 (Krizhevsky 2009) JPEG re-encoding (shared/data), not CIFAR-100"
+_SUBSET_CITE = "CIFAR-10 JPEG subset (Krizhevsky 2009; shipped with rmtlr), not CIFAR-100"
+_JPEG_CITE = "CIFAR-10 JPEG (Krizhevsky 2009; full archive), not CIFAR-100"
 
 
 class LabelledTensors(TensorDataset):
@@ -86,8 +86,8 @@ def gaussian_mixture(n: int = 4096, dim: int = 32, num_classes: int = 10,
     n = _check_int("n", n, 1)
     dim = _check_int("dim", dim, 1)
     num_classes = _check_int("num_classes", num_classes, 2)
-    if not separation > 0:
-        raise ValueError(f"separation must be > 0, got {separation}")
+    if not (isinstance(separation, numbers.Real) and 0 < separation < math.inf):
+        raise ValueError(f"separation must be a finite number > 0, got {separation!r}")
     means = separation * torch.randn(num_classes, dim,
                                      generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed * 1_000_003 + n)
@@ -111,8 +111,8 @@ def synthetic_images(n: int = 5000, num_classes: int = 100, noise: float = 1.0,
     """
     n = _check_int("n", n, 1)
     num_classes = _check_int("num_classes", num_classes, 2)
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    if not (isinstance(noise, numbers.Real) and 0 <= noise < math.inf):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     coarse = torch.randn(num_classes, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
     templates = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear",
                                                 align_corners=False)
@@ -136,35 +136,114 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RMTLR_CACHE") or Path.home() / ".cache" / "rmtlr")
 
 
-def shared_data_dir() -> Path | None:
-    """The directory holding ``cifar10-jpeg.tar``, or None.
+#: The CIFAR-10 JPEG subset shipped inside the package (see ``rmtlr/datasets/``).
+SUBSET_ARCHIVE = Path(__file__).resolve().parent / "datasets" / "cifar10_subset.zip"
+SUBSET_MANIFEST = SUBSET_ARCHIVE.with_suffix(".json")
 
-    ``$RMTLR_SHARED_DATA`` if set; otherwise ``shared/data`` inside the checkout or beside
-    it (CI clones the repository next to ``shared/``).
+
+@functools.lru_cache(maxsize=2)
+def _subset_pixels(folder: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """Decode one folder (``train``/``test``) of the shipped zip once per process.
+
+    Returns uint8 images (n, 32, 32, 3), integer labels, class names and the per-class
+    file index (the NNNN of ``NNNN.jpg``), in the archive's sorted order.
     """
-    env = os.environ.get("RMTLR_SHARED_DATA")
-    if env:
-        return Path(env) if (Path(env) / _TAR_NAME).is_file() else None
-    here = Path(rmtlr.__file__).resolve()
-    for root in (here.parents[1], here.parents[2]):
-        d = root / "shared" / "data"
-        if (d / _TAR_NAME).is_file():
-            return d
-    return None
+    import zipfile
 
+    from PIL import Image
 
-def cifar10_jpeg_available() -> bool:
-    """Whether the offline CIFAR-10 JPEG archive is present."""
-    return shared_data_dir() is not None
-
-
-def _extract_jpeg(per_class: int | None) -> Path:
-    """Extract (a per-class prefix of) the archive once; atomic against concurrent workers."""
-    src = shared_data_dir()
-    if src is None:
+    if not SUBSET_ARCHIVE.is_file():
         raise FileNotFoundError(
-            f"{_TAR_NAME} not found: set RMTLR_SHARED_DATA to the directory holding it, or "
-            "use the 'synthetic_images' stand-in or torchvision CIFAR (download=True)")
+            f"the shipped CIFAR-10 subset {SUBSET_ARCHIVE.name} is missing from the rmtlr "
+            "package; reinstall rmtlr from its repository")
+    with zipfile.ZipFile(SUBSET_ARCHIVE) as zf:
+        names = sorted(n for n in zf.namelist() if n.startswith(folder + "/") and n.endswith(".jpg"))
+        classes = tuple(sorted({n.split("/")[1] for n in names}))
+        pix = np.stack([np.asarray(Image.open(io.BytesIO(zf.read(n))).convert("RGB"))
+                        for n in names])
+    labels = np.array([classes.index(n.split("/")[1]) for n in names])
+    index = np.array([int(Path(n).stem) for n in names])
+    return pix, labels, classes, index
+
+
+def _standardise(pix: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(pix).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(CIFAR_MEAN["cifar10"]).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD["cifar10"]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def cifar10_subset(split: str = "train", per_class: int | None = None, *, seed: int = 0,
+                   val_fraction: float = 0.1) -> LabelledTensors:
+    """Real CIFAR-10 images that every copy of rmtlr has: the shipped JPEG subset.
+
+    The subset holds the first 1,000 training and 200 test images of each CIFAR-10 class
+    (Krizhevsky 2009), as JPEG files of quality 75, copied unchanged from the JPEG
+    re-encoding of the data set; ``rmtlr/datasets/cifar10_subset.json`` records source,
+    selection and checksum, and ``python -m rmtlr.datasets.make_cifar10_subset`` rebuilds
+    it. Pixels are standardised with CIFAR-10's channel means and deviations.
+
+    Parameters
+    ----------
+    split : {"train", "val", "test"}
+        ``train`` and ``val`` split the training images (a fixed ``val_fraction`` of them is
+        ``val``: 9,000/1,000 for the whole subset); ``test`` is the 2,000 test images.
+    per_class : int, optional
+        Use only the first ``per_class`` images of each class (by file name) before
+        splitting; at most 1,000 (train/val) or 200 (test). Default: all.
+    seed : int
+        Fixes the train/val split and the order of the samples, a random order that
+        interleaves the classes.
+    val_fraction : float
+        Fraction of the training images held out as ``val``, in (0, 1).
+
+    Returns
+    -------
+    LabelledTensors
+        Images (n, 3, 32, 32) as float32 and labels, with ``description`` and
+        ``num_classes`` (10).
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if not (isinstance(val_fraction, numbers.Real) and 0 < val_fraction < 1):
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    folder = "test" if split == "test" else "train"
+    limit = 200 if folder == "test" else 1000
+    if per_class is not None:
+        per_class = _check_int("per_class", per_class, 2)
+        if per_class > limit:
+            raise ValueError(f"per_class must be <= {limit} for the {folder} images of the "
+                             f"shipped subset, got {per_class}")
+    pix, labels, classes, index = _subset_pixels(folder)
+    keep = np.flatnonzero(index < (per_class or limit))
+    if split != "test":
+        n_val = max(1, round(val_fraction * len(keep)))
+        tr, va = train_val_split(len(keep), n_val, seed)
+        keep = keep[tr if split == "train" else va]
+    # The archive lists the images class by class: shuffle (seeded) so that any prefix of
+    # the returned set, e.g. a probe or the first batch, mixes the classes.
+    keep = np.random.default_rng(seed).permutation(keep)
+    sub = f", first {per_class} per class" if per_class else ""
+    desc = f"{_SUBSET_CITE}: {split} split{sub}, n={len(keep)}"
+    return LabelledTensors(_standardise(pix[keep]), torch.from_numpy(labels[keep]), desc,
+                           len(classes))
+
+
+def _jpeg_archive(path: str | os.PathLike | None) -> Path:
+    src = path if path is not None else os.environ.get("RMTLR_CIFAR10_JPEG")
+    if not src:
+        raise FileNotFoundError(
+            "the full CIFAR-10 JPEG archive is not part of rmtlr: pass path= or set "
+            "RMTLR_CIFAR10_JPEG to the tar (train/<class>/NNNN.jpg, test/<class>/NNNN.jpg); "
+            "the shipped subset is load('cifar10_subset')")
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"path: no CIFAR-10 JPEG tar at {src}")
+    return src
+
+
+def _extract_jpeg(src: Path, per_class: int | None) -> Path:
+    """Extract (a per-class prefix of) the archive once; atomic against concurrent workers."""
     tag = "all" if per_class is None else f"first{per_class}"
     final = cache_dir() / f"cifar10-jpeg-{tag}"
     if (final / "train").is_dir() and (final / "test").is_dir():
@@ -172,7 +251,7 @@ def _extract_jpeg(per_class: int | None) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        with tarfile.open(src / _TAR_NAME) as tar:
+        with tarfile.open(src) as tar:
             members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg")
                        and (per_class is None or int(Path(m.name).stem) < per_class)]
             tar.extractall(tmp, members=members, filter="data")
@@ -207,11 +286,17 @@ def _paper_transforms(name: str, augment: bool):
 
 
 def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: bool = True,
-                 augment: bool = False, val_fraction: float = 0.1, seed: int = 0):
-    """The real CIFAR-10 images (JPEG re-encoding, ``shared/data``), read with ImageFolder.
+                 augment: bool = False, val_fraction: float = 0.1, seed: int = 0,
+                 path: str | os.PathLike | None = None):
+    """All 60,000 CIFAR-10 JPEG images from a tar you provide, read with ImageFolder.
+
+    For the GPU profile's CIFAR-10 runs on a machine without internet. Everyone has the
+    shipped subset (:func:`cifar10_subset`); this needs the whole archive, named by
+    ``path`` or ``$RMTLR_CIFAR10_JPEG``, extracted once into :func:`cache_dir`.
 
     Parameters
     ----------
+    path: the tar (``train/<class>/NNNN.jpg``, ``test/<class>/NNNN.jpg``).
     split: ``"train"`` / ``"val"`` (a fixed ``val_fraction`` of the training folder: 45k/5k
         for the whole set) or ``"test"`` (the 10k test images).
     per_class: extract and use only the first ``per_class`` images of each class (a labelled
@@ -230,7 +315,7 @@ def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: 
         per_class = _check_int("per_class", per_class, 2)
     if augment and in_memory:
         raise ValueError("augment=True needs in_memory=False (augmentation is applied lazily)")
-    root = _extract_jpeg(per_class)
+    root = _extract_jpeg(_jpeg_archive(path), per_class)
     folder = "test" if split == "test" else "train"
     tf = _paper_transforms("cifar10", augment and split == "train")
     base = ImageFolder(str(root / folder), transform=tf)
@@ -292,10 +377,9 @@ def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0
 
     ``n`` (an integer >= 1) sets the size of the stand-ins (``gaussian_mixture``,
     ``synthetic_images``), whose validation/test splits are fresh draws from the same
-    classes; for ``cifar10_jpeg`` / ``images`` pass ``per_class`` instead (``n`` is an
-    error there, as is giving both). ``images`` resolves to ``cifar10_jpeg`` when the
-    archive is present and to ``synthetic_images`` (10 classes) otherwise. ``download``
-    applies to torchvision CIFAR only.
+    classes; for the real images pass ``per_class`` instead (``n`` is an error there, as
+    is giving both). ``images`` is the shipped CIFAR-10 subset (:func:`cifar10_subset`) on
+    every machine. ``download`` applies to torchvision CIFAR only.
     """
     key = str(name).strip().lower().replace("-", "_")
     if key not in DATASET_NAMES:
@@ -310,15 +394,14 @@ def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0
                              f"per_class, got n={n!r}")
     stream = {"train": 0, "val": 1, "test": 2}[split]
     if key == "images":
-        key = "cifar10_jpeg" if cifar10_jpeg_available() else "synthetic_images"
-        if key == "synthetic_images":
-            kw.pop("per_class", None)
-            kw.setdefault("num_classes", 10)
+        key = "cifar10_subset"
     if key == "gaussian_mixture":
         # Splits share class means (fixed by ``seed``) but not samples (different n stream).
         return gaussian_mixture(n=(4096 if n is None else n) + stream, seed=seed, **kw)
     if key == "synthetic_images":
         return synthetic_images(n=(5000 if n is None else n) + stream, seed=seed, **kw)
+    if key == "cifar10_subset":
+        return cifar10_subset(split, seed=seed, **kw)
     if key == "cifar10_jpeg":
         return cifar10_jpeg(split, seed=seed, **kw)
     return cifar(key, split, download=download, seed=seed, **kw)

@@ -9,9 +9,6 @@ import torch
 
 from rmtlr import data
 
-needs_jpeg = pytest.mark.skipif(not data.cifar10_jpeg_available(),
-                                reason="shared/data/cifar10-jpeg.tar not present")
-
 
 def _nearest_mean_accuracy(train, test):
     """Accuracy of the nearest-class-mean classifier: a floor for 'learnable structure'."""
@@ -68,7 +65,7 @@ def test_load_rejects_a_bad_n_instead_of_the_default_size(n):
         data.load("gaussian_mixture", n=n)
 
 
-@pytest.mark.parametrize("name", ["images", "cifar10_jpeg", "cifar10"])
+@pytest.mark.parametrize("name", ["images", "cifar10_subset", "cifar10_jpeg", "cifar10"])
 def test_load_rejects_n_where_it_would_be_ignored(name):
     with pytest.raises(ValueError, match="n sets the size of the stand-ins only.*per_class"):
         data.load(name, n=300, per_class=50)
@@ -88,41 +85,102 @@ def test_loader_is_seeded_and_single_process_in_tests():
     assert data.make_loader(ds, 32).num_workers == 0
 
 
-@needs_jpeg
-def test_cifar10_jpeg_subset_is_labelled_and_split(tmp_path, monkeypatch):
-    monkeypatch.setenv("RMTLR_CACHE", str(tmp_path))
-    tr = data.load("cifar10_jpeg", "train", per_class=20)
-    va = data.load("cifar10_jpeg", "val", per_class=20)
-    te = data.load("cifar10_jpeg", "test", per_class=20)
-    assert len(tr) + len(va) == 200 and len(te) == 200
-    assert tr.tensors[0].shape[1:] == (3, 32, 32)
-    assert set(te.tensors[1].tolist()) == set(range(10))
-    assert "CIFAR-10" in tr.description and "first 20 per class" in tr.description
-    lazy = data.cifar10_jpeg("train", per_class=20, in_memory=False, augment=True)
-    assert lazy[0][0].shape == (3, 32, 32) and "CIFAR-10" in lazy.description
+def test_shipped_subset_matches_its_manifest():
+    import hashlib
+    import json
+
+    manifest = json.loads(data.SUBSET_MANIFEST.read_text())
+    digest = hashlib.sha256(data.SUBSET_ARCHIVE.read_bytes()).hexdigest()
+    assert digest == manifest["sha256"]
+    assert (manifest["train_per_class"], manifest["test_per_class"]) == (1000, 200)
 
 
-@needs_jpeg
-def test_cifar10_jpeg_order_interleaves_classes_and_is_seeded(tmp_path, monkeypatch):
-    monkeypatch.setenv("RMTLR_CACHE", str(tmp_path))
-    tr = data.load("cifar10_jpeg", "train", per_class=20)
-    assert len(set(tr.tensors[1][:100].tolist())) >= 8  # the folder itself is class by class
-    te = data.load("cifar10_jpeg", "test", per_class=20)
-    assert len(set(te.tensors[1][:20].tolist())) >= 5
-    again = data.load("cifar10_jpeg", "train", per_class=20)
-    assert torch.equal(tr.tensors[1], again.tensors[1]) and torch.equal(tr.tensors[0], again.tensors[0])
-    other = data.load("cifar10_jpeg", "train", per_class=20, seed=1)
+def test_cifar10_subset_is_real_labelled_and_split():
+    tr, va, te = (data.load("images", s) for s in ("train", "val", "test"))
+    assert (len(tr), len(va), len(te)) == (9000, 1000, 2000)
+    assert tr.tensors[0].shape[1:] == (3, 32, 32) and tr.tensors[0].dtype == torch.float32
+    assert tr.description.startswith("CIFAR-10 JPEG subset") and tr.num_classes == 10
+    # Ten balanced classes in the test split, and standardised pixels.
+    assert torch.bincount(te.tensors[1]).tolist() == [200] * 10
+    assert abs(tr.tensors[0].mean().item()) < 0.1 and abs(tr.tensors[0].std().item() - 1) < 0.1
+    # Train and validation are disjoint: no image appears in both.
+    a = {hash(x.numpy().tobytes()) for x in tr.tensors[0]}
+    assert not any(hash(x.numpy().tobytes()) in a for x in va.tensors[0])
+    # Real images carry class structure a nearest-mean classifier finds (chance is 0.1).
+    assert 0.2 < _nearest_mean_accuracy(tr, te) < 0.6
+
+
+def test_cifar10_subset_prefix_order_and_seed():
+    tr = data.load("cifar10_subset", "train", per_class=20)
+    assert len(tr) == 180 and "first 20 per class" in tr.description
+    assert len(set(tr.tensors[1][:50].tolist())) >= 8  # the archive itself is class by class
+    again = data.cifar10_subset("train", per_class=20)
+    assert torch.equal(tr.tensors[0], again.tensors[0])
+    other = data.cifar10_subset("train", per_class=20, seed=1)
     assert not torch.equal(tr.tensors[1], other.tensors[1])
 
 
-@needs_jpeg
+@pytest.mark.parametrize("kw, msg", [
+    ({"per_class": 1001}, "per_class must be <= 1000"),
+    ({"split": "test", "per_class": 201}, "per_class must be <= 200"),
+    ({"per_class": 1}, "per_class must be an integer >= 2"),
+    ({"split": "dev"}, "split must be"),
+    ({"val_fraction": 1.0}, "val_fraction must be in"),
+])
+def test_cifar10_subset_rejects_bad_arguments(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        data.cifar10_subset(**kw)
+
+
+@pytest.mark.parametrize("fn, kw, msg", [
+    (data.gaussian_mixture, {"separation": float("inf")}, "separation must be a finite"),
+    (data.synthetic_images, {"noise": float("inf")}, "noise must be a finite"),
+])
+def test_stand_ins_reject_infinite_scales(fn, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        fn(n=8, **kw)
+
+
+def _small_jpeg_tar(path, per_class):
+    """A CIFAR-10 JPEG tar in the source layout, made from the shipped subset's files."""
+    import io
+    import tarfile
+    import zipfile
+
+    with zipfile.ZipFile(data.SUBSET_ARCHIVE) as zf, tarfile.open(path, "w") as tar:
+        for name in zf.namelist():
+            if int(name.rsplit("/", 1)[1][:4]) < per_class:
+                blob = zf.read(name)
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+    return path
+
+
+def test_cifar10_jpeg_needs_a_path():
+    with pytest.raises(FileNotFoundError, match="RMTLR_CIFAR10_JPEG"):
+        data.cifar10_jpeg("train", path=None)
+
+
+def test_cifar10_jpeg_from_a_tar_equals_the_subset(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMTLR_CACHE", str(tmp_path / "cache"))
+    tar = _small_jpeg_tar(tmp_path / "c10.tar", 20)
+    full = data.cifar10_jpeg("train", per_class=20, path=tar)
+    sub = data.cifar10_subset("train", per_class=20)
+    assert torch.allclose(full.tensors[0], sub.tensors[0]) and torch.equal(full.tensors[1], sub.tensors[1])
+    lazy = data.cifar10_jpeg("train", per_class=20, in_memory=False, augment=True, path=tar)
+    assert lazy[0][0].shape == (3, 32, 32) and "CIFAR-10" in lazy.description
+
+
 def test_concurrent_extraction_is_atomic(tmp_path):
     # Two processes race to extract the same subset; both must see the complete tree.
+    tar = _small_jpeg_tar(tmp_path / "c10.tar", 5)
     code = ("from rmtlr import data; d = data.load('cifar10_jpeg', 'test', per_class=5); "
             "print(len(d))")
-    env = {"RMTLR_CACHE": str(tmp_path), "PATH": "", "OMP_NUM_THREADS": "1"}
+    env = {"RMTLR_CACHE": str(tmp_path / "cache"), "RMTLR_CIFAR10_JPEG": str(tar), "PATH": "",
+           "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert outs == ["50", "50"]
-    assert [p.name for p in tmp_path.iterdir()] == ["cifar10-jpeg-first5"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["cifar10-jpeg-first5"]
