@@ -49,8 +49,10 @@ def test_every_chapter_is_in_the_table_of_contents_in_order():
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_has_a_checked_cell_with_stored_quick_cpu_outputs(path):
     cells = _code_cells(path)
-    checked = [c for c in cells if "# NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
-    assert checked, "no cell marked # NBVAL_CHECK_OUTPUT"
+    checked = [c for c in cells if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
+    assert checked, "no cell tagged nbval-check-output"
+    assert not [c for c in cells if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])], \
+        "check cells are marked by the nbval-check-output tag, not a comment the reader sees"
     assert all(_text(c).strip() for c in checked), "a checked cell has no stored output"
     first = next(c for c in cells if c.get("outputs"))
     assert "rmtlr profile: quick | device: cpu" in _text(first), \

@@ -1,0 +1,140 @@
+"""What every chapter does in its first cell, and how it hands results to the prose.
+
+The book says only what its code shows. Numbers in the prose are glued from executed cells
+(:func:`glue`, read by myst-nb's ``{glue:text}`` role), figures get numbers and captions
+through :func:`figure` and ``{glue:figure}``, and every verdict a chapter prints is an
+assertion (:func:`verdict`): if it stops holding, the cell fails, and so does nbval. On
+Colab or in plain Jupyter, where myst-nb may be absent, the same calls still display.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+from rmtlr import plotting
+from rmtlr.profiles import Profile, get_profile
+
+__all__ = ["figure", "glue", "start", "verdict"]
+
+
+def start(*, seed: int = 0, threads: int | None = None) -> Profile:
+    """Set a chapter up: profile, style, seeds, and the first output line.
+
+    Parameters
+    ----------
+    seed : int
+        Seed for torch's global generator (NumPy draws in chapters use explicit generators).
+    threads : int, optional
+        CPU threads for torch. Default: one under the ``quick`` profile on the CPU, so that
+        ``make test`` (one thread per worker) and ``make book`` compute the same floating-point
+        sums and so the same outputs; torch's default otherwise.
+
+    Returns
+    -------
+    Profile
+        The active profile (:func:`rmtlr.profiles.get_profile`), whose ``describe()`` line is
+        printed, as the first output of every chapter.
+    """
+    prof = get_profile()
+    if threads is None and prof.name == "quick" and prof.device.type == "cpu":
+        threads = 1
+    if threads is not None:
+        if not (isinstance(threads, int) and threads >= 1):
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    plotting.use_style()
+    print(prof.describe())
+    return prof
+
+
+def _myst_glue():
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return None
+    return myst_glue
+
+
+def glue(name: str, value: Any, *, display: bool = False) -> Any:
+    """Store ``value`` under ``name`` for the prose (``{glue:text}`name:.2f```).
+
+    Parameters
+    ----------
+    name : str
+        Key, unique in the book, e.g. ``"ch8-lam1-full"``.
+    value : Any
+        A number, string or other displayable object. NumPy scalars are stored as Python
+        numbers, so format specs apply.
+    display : bool
+        Also show the value under the cell.
+
+    Returns
+    -------
+    Any
+        ``value``, so that ``x = glue("name", compute())`` reads naturally.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    stored = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
+    if isinstance(stored, numbers.Real) and not isinstance(stored, bool):
+        stored = float(stored) if not isinstance(stored, int) else stored
+    myst_glue = _myst_glue()
+    if myst_glue is not None:
+        myst_glue(name, stored, display=display)
+    elif display:
+        print(stored)
+    return value
+
+
+def figure(name: str, fig) -> None:
+    """Show a figure under its cell and store it for a numbered, captioned ``{glue:figure}``.
+
+    The figure is closed afterwards so the inline backend does not draw it a second time.
+    Tag the cell ``remove-output``: the rendered book then shows the figure once, with its
+    number and caption, where the prose places ``{glue:figure}`name```.
+
+    Parameters
+    ----------
+    name : str
+        Key of the figure, e.g. ``"fig-ch8-spectra"``.
+    fig : matplotlib.figure.Figure
+        The figure.
+    """
+    import matplotlib.pyplot as plt
+
+    myst_glue = _myst_glue()
+    if myst_glue is not None:
+        myst_glue(name, fig, display=True)
+    else:
+        from IPython.display import display as show
+
+        show(fig)
+    plt.close(fig)
+
+
+def verdict(claim: str, holds: bool) -> None:
+    """Print a claim the prose makes, and fail the cell if it does not hold.
+
+    Parameters
+    ----------
+    claim : str
+        The claim in words, e.g. ``"the GGN model is within 25% of every batch λ1"``.
+    holds : bool
+        Whether the measurement supports it.
+
+    Raises
+    ------
+    AssertionError
+        If ``holds`` is false: a chapter whose claim stopped holding must not render.
+    """
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(f"holds must be a bool (a comparison's result), got {holds!r}")
+    ok = bool(holds)
+    print(f"{'✓' if ok else '✗'} {claim}")
+    if not ok:
+        raise AssertionError(f"claim no longer holds: {claim}")
