@@ -87,7 +87,7 @@ def _inline_in_notebook() -> None:
 
 def subplots(ncols: int = 1, nrows: int = 1, *, height: float | None = None,
              **kw) -> tuple[plt.Figure, np.ndarray | plt.Axes]:
-    """A figure of ``nrows`` × ``ncols`` panels sized for the book's text column.
+    """Make a figure of ``nrows`` × ``ncols`` panels sized for the book's text column.
 
     At most two panels per row: more would shrink labels below a readable size at 100 %
     zoom, so wider grids are refused; use more rows instead.

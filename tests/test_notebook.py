@@ -28,12 +28,13 @@ def test_start_prints_the_profile_first_and_fixes_threads(capsys, monkeypatch):
 
 
 def test_verdict_prints_and_asserts(capsys):
-    notebook.verdict("two is more than one", 2 > 1)
+    two, one = 2, 1
+    notebook.verdict("two is more than one", two > one)
     notebook.verdict("numpy comparisons count", np.float64(2.0) > 1)
     assert capsys.readouterr().out.splitlines() == ["✓ two is more than one",
                                                      "✓ numpy comparisons count"]
     with pytest.raises(AssertionError, match="claim no longer holds: one is more than two"):
-        notebook.verdict("one is more than two", 1 > 2)
+        notebook.verdict("one is more than two", one > two)
     with pytest.raises(TypeError, match="holds must be a bool"):
         notebook.verdict("a number is not a verdict", 0.3)
 
