@@ -53,7 +53,7 @@ _ENTRY_POINTS = {
     "get_profile": "rmtlr.profiles",
 }
 
-__all__ = ["__version__", *_SUBMODULES, *_ENTRY_POINTS]
+__all__ = ["__version__", *_SUBMODULES, *_ENTRY_POINTS]  # noqa: PLE0604 (all strings)
 
 
 def __getattr__(name: str) -> Any:

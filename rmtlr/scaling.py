@@ -304,7 +304,9 @@ def adam_max_lr(
     return scalar_or_array(bound)
 
 
-def min_damping(alpha0: ArrayLike, lam_batch: ArrayLike, eta: ArrayLike = 0.0) -> float | np.ndarray:
+def min_damping(
+    alpha0: ArrayLike, lam_batch: ArrayLike, eta: ArrayLike = 0.0
+) -> float | np.ndarray:
     r"""Smallest Adam damping δ that keeps a direction stable (from Eq. 28).
 
     .. math:: δ > \frac{α_0}{2} λ_i^{batch} - η_i .

@@ -16,7 +16,7 @@ The public functions of the first seven are also available here, e.g.
 ``rmtlr.rmt.batch_outlier``.
 """
 
-from rmtlr.rmt import batch, dyson, ensembles, freeconv, ggn, laws, outliers, validation
+from rmtlr.rmt import batch, dyson, ensembles, freeconv, ggn, laws, outliers
 from rmtlr.rmt.batch import *
 from rmtlr.rmt.dyson import *
 from rmtlr.rmt.ensembles import *

@@ -10,8 +10,6 @@ Normalisations are chosen so that spectra have O(1) limits as the size n grows:
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -30,7 +28,7 @@ __all__ = [
 
 #: What every sampler accepts as ``seed``: an int ≥ 0, a NumPy Generator, or None (fresh
 #: entropy).
-Seed = Union[int, np.integer, np.random.Generator, None]
+Seed = int | np.integer | np.random.Generator | None
 
 
 def as_generator(seed: Seed = None) -> np.random.Generator:

@@ -85,7 +85,9 @@ def _belinschi_bercovici(
 ) -> np.ndarray:
     """Subordination ω₁(z) = lim (w ↦ h_B(h_A(w) + z) + z), h = 1/G − id (BB 2007, Thm 4.1)."""
 
-    def h_and_dh(spec: tuple[np.ndarray, np.ndarray], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def h_and_dh(
+        spec: tuple[np.ndarray, np.ndarray], w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         G = np.empty_like(w)
         dG = np.empty_like(w)
         for c in _chunks(w.size, spec):
