@@ -84,7 +84,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The public names, including those not imported yet.
+    """List the public names, including those not imported yet.
 
     Returns
     -------

@@ -34,7 +34,7 @@ class ProfileWarning(UserWarning):
 
 
 def default_device() -> torch.device:
-    """The best available device: CUDA, then Apple MPS, then the CPU.
+    """Return the best available device: CUDA, then Apple MPS, then the CPU.
 
     Returns
     -------
@@ -50,7 +50,7 @@ def default_device() -> torch.device:
 
 
 def _check_device(device: str | torch.device) -> torch.device:
-    """A device this machine can compute on, or a ValueError naming what is wrong."""
+    """Return ``device`` if this machine can compute on it, else raise naming why."""
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"device must be a string or a torch.device, got {device!r}")
     try:
@@ -153,7 +153,7 @@ class Profile:
         return quick if self.name == "quick" else full
 
     def describe(self) -> str:
-        """One line naming profile, device and versions; every chapter prints it first.
+        """Describe profile, device and versions in one line; every chapter prints it first.
 
         Returns
         -------
@@ -170,7 +170,7 @@ class Profile:
 
 
 def get_profile(name: str | None = None, device: str | torch.device | None = None) -> Profile:
-    """The active profile.
+    """Return the active profile.
 
     Parameters
     ----------

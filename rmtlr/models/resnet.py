@@ -17,7 +17,7 @@ __all__ = ["PreActBlock", "PreActResNet", "check_dropout"]
 
 
 def check_dropout(dropout: float) -> float:
-    """A dropout probability: a real number in [0, 1).
+    """Check a dropout probability: a real number in [0, 1).
 
     Parameters
     ----------
@@ -71,7 +71,18 @@ class PreActBlock(nn.Module):
             self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's output for feature maps ``x``."""
+        """Apply the block to a batch of feature maps.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: feature maps (batch, c_in, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            Feature maps (batch, c_out, H/stride, W/stride).
+        """
         o = torch.relu(self.bn1(x))
         # The projection shortcut takes the pre-activated input, as in the authors' code.
         skip = x if self.shortcut is None else self.shortcut(o)
@@ -123,6 +134,17 @@ class PreActResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a batch of images ``x`` of shape (batch, 3, H, W)."""
+        """Map a batch of images to logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: images (batch, 3, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (batch, num_classes).
+        """
         o = torch.relu(self.bn(self.blocks(self.conv(x))))
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(o, 1), 1))

@@ -60,7 +60,18 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a batch ``x`` (flattened after the batch dimension to ``in_dim``)."""
+        """Map a batch of inputs to logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: inputs (batch, ...) with in_dim entries per sample.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (batch, num_classes).
+        """
         return self.net(x)
 
 
@@ -106,5 +117,16 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a batch of images ``x`` of shape (batch, in_channels, H, W)."""
+        """Map a batch of images to logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: images (batch, in_channels, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (batch, num_classes).
+        """
         return self.head(self.features(x).mean(dim=(2, 3)))

@@ -72,5 +72,16 @@ class VGG16(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a batch of images ``x`` of shape (batch, 3, 32, 32)."""
+        """Map a batch of images to logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: images (batch, 3, 32, 32).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (batch, num_classes).
+        """
         return self.classifier(self.features(x).flatten(1))

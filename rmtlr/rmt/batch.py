@@ -142,7 +142,7 @@ def batch_noise_scale(
 def _eigenvalue_and_noise_scale(
     lam: ArrayLike, P: ArrayLike, B: ArrayLike, N: ArrayLike, sigma_eps: ArrayLike
 ) -> list[np.ndarray]:
-    """Validated λ and the semicircle scale s = sqrt(P/𝔟)·σ_ε, broadcast together."""
+    """Validate λ and broadcast it with the semicircle scale s = sqrt(P/𝔟)·σ_ε."""
     lam = finite("lam (eigenvalue)", lam)
     s = np.asarray(batch_noise_scale(P=P, B=B, N=N, sigma_eps=sigma_eps), dtype=float)
     return np.broadcast_arrays(lam, s)

@@ -53,7 +53,7 @@ _NEWTON_MAX_WORK = 10_000_000
 
 
 def _check_profile(S: ArrayLike, fractions: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
-    """Validated (S, w): S K×K symmetric non-negative, w the K weights (α_k, or 1/n each)."""
+    """Validate a profile: S K×K symmetric non-negative, w the K weights (α_k, or 1/n)."""
     S = real("S (variance profile)", S)
     if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
         raise ValueError(
@@ -82,8 +82,10 @@ def _check_profile(S: ArrayLike, fractions: ArrayLike | None) -> tuple[np.ndarra
 
 
 def _rmul(A: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Real matrix times complex matrix through the interleaved (re, im) real view, which
-    avoids promoting A to complex (half the flops of a complex product)."""
+    """Multiply a real matrix by a complex one through the interleaved (re, im) real view.
+
+    This avoids promoting A to complex (half the flops of a complex product).
+    """
     re = np.ascontiguousarray(X, dtype=complex).view(np.float64)
     return np.ascontiguousarray(A @ re).view(np.complex128)
 
@@ -178,7 +180,7 @@ def _tau_residual(op: _Operator, tau: np.ndarray, z: np.ndarray):
 
 
 def _average(op: _Operator, tau: np.ndarray, z: np.ndarray, steps: int) -> np.ndarray:
-    """The averaged map τ ← ½τ + ½Cφ(τ) (Helton, Rashidi Far & Speicher 2007)."""
+    """Apply the averaged map τ ← ½τ + ½Cφ(τ) (Helton, Rashidi Far & Speicher 2007)."""
     for _ in range(steps):
         tau = 0.5 * tau + 0.5 * _rmul(op.C, _phi(op, tau, z))
     return tau
@@ -222,9 +224,14 @@ def _newton(op: _Operator, tau: np.ndarray, z: np.ndarray, tol: float, steps: in
     return tau
 
 
-def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int):
-    """Newton's method on m itself, J = I − diag(m²)·S·W (K×K), for a profile that is not
-    low-rank; used only where it is affordable (a few points, as for real z)."""
+def _newton_dense(
+    op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int
+) -> np.ndarray:
+    """Run Newton's method on m itself, J = I − diag(m²)·S·W (K×K).
+
+    For a profile that is not low-rank; used only where it is affordable (a few points, as
+    for real z).
+    """
     K = m.shape[0]
     if z.size * K**3 > 1e10:
         return m
@@ -250,9 +257,12 @@ def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps
 
 
 def _initial_guess(op: _Operator, z: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
-    """Start values of τ: for many points on one horizontal line, solutions on every 8th
-    point (solved recursively), interpolated; otherwise 40 averaged steps from m = i (C⁺)
-    or m = −1/z (real z)."""
+    """Start values of τ.
+
+    For many points on one horizontal line, solutions on every 8th point (solved
+    recursively), interpolated; otherwise 40 averaged steps from m = i (C⁺) or m = −1/z
+    (real z).
+    """
     if z.size > 64 and np.all(z.imag == z.imag[0]):
         order = np.argsort(z.real, kind="stable")
         coarse = np.unique(np.append(order[::8], order[-1]))

@@ -32,7 +32,7 @@ Seed = int | np.integer | np.random.Generator | None
 
 
 def as_generator(seed: Seed = None) -> np.random.Generator:
-    """A :class:`numpy.random.Generator` from an int seed, a Generator, or None.
+    """Make a :class:`numpy.random.Generator` from an int seed, a Generator, or None.
 
     Parameters
     ----------

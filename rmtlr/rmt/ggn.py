@@ -262,7 +262,7 @@ def ggn_ratio(*, P: ArrayLike, B: ArrayLike, N: ArrayLike) -> float | np.ndarray
 
 
 def _finite_n_ratio(P: ArrayLike, N: ArrayLike, finite_N: bool) -> np.ndarray:
-    """a = P/N of the finite-N (Wachter) model, 0 for the leading order in P/N."""
+    """Return a = P/N of the finite-N (Wachter) model, 0 for the leading order in P/N."""
     P = np.asarray(P, dtype=float)
     N = np.asarray(N, dtype=float)
     if not finite_N:

@@ -149,7 +149,7 @@ def spiked_overlap(theta: ArrayLike, sigma: float = 1.0) -> float | np.ndarray:
 def spiked_outlier_sd(
     theta: ArrayLike, sigma: float, n: float, beta: int = 1
 ) -> float | np.ndarray:
-    r"""Standard deviation of the outlier at finite n, √((2/β)σ²(1 − σ²/θ²)/n), |θ| > σ.
+    r"""Finite-n standard deviation of the outlier, √((2/β)σ²(1 − σ²/θ²)/n), for |θ| > σ.
 
     √n(λ − (θ + σ²/θ)) → N(0, (2/β)σ²(1 − σ²/θ²)) for Gaussian (GOE β = 1, GUE β = 2)
     noise and any unit v (Benaych-Georges, Guionnet & Maida 2011); at n = 400, θ = 2σ,
@@ -329,7 +329,7 @@ def outliers_from_stieltjes(
     rel_step: float = 1e-6,
     xtol: float = 1e-13,
 ) -> BGNOutliers:
-    r"""The general Benaych-Georges–Nadakuditi (2011) recipe for finite-rank spikes.
+    r"""Apply the general Benaych-Georges–Nadakuditi (2011) recipe to finite-rank spikes.
 
     For M = W + Σ θ_i v_i v_iᵀ (orthonormal v_i, W with limiting law μ on [a, b] and
     Stieltjes transform G, any noise law) each θ_i acts separately:

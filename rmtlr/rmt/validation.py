@@ -182,7 +182,7 @@ def positive(name: str, value: ArrayLike, *, allow_inf: bool = False) -> np.ndar
 
 
 def whole_number(name: str, value: ArrayLike, *, allow_inf: bool = False) -> np.ndarray:
-    """Count(s) used inside formulas: whole numbers ≥ 1, of int or float type.
+    """Check count(s) used inside formulas: whole numbers ≥ 1, of int or float type.
 
     Parameter counts P and sample counts N enter the laws as real numbers (``1.5e7`` is
     a fine way to write P), but a fractional count is a mistake, not a limit.
@@ -225,7 +225,7 @@ def whole_number(name: str, value: ArrayLike, *, allow_inf: bool = False) -> np.
 
 
 def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """An integer (Python or NumPy, not bool) ≥ ``minimum``, as a Python int.
+    """Check an integer (Python or NumPy, not bool) ≥ ``minimum``; return a Python int.
 
     Parameters
     ----------
@@ -257,7 +257,7 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
 
 
 def positive_scalar(name: str, value: object) -> float:
-    """A single real number, finite and > 0, as a Python float.
+    """Check a single real number, finite and > 0; return it as a Python float.
 
     Parameters
     ----------
