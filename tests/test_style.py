@@ -4,8 +4,8 @@ ruff checks the form of every docstring (summary line, sections, imperative mood
 not check that a docstring documents the function it belongs to, so
 :func:`test_numpydoc_sections_match_signatures` does: every public function, class and
 method has a Parameters section naming its parameters one per entry, in order, each with
-a type; a Returns section when it returns something; and a Raises section when its body
-raises.
+a type; type hints on every parameter and the return value; a Returns section when it
+returns something; and a Raises section when its body raises.
 """
 
 from __future__ import annotations
@@ -143,7 +143,15 @@ def _problems(qualname: str, obj: object) -> list[str]:
         elif "__init__" in vars(obj) and _params(obj.__init__):
             problems += _check_entries(qualname, sections.get("Parameters", []),
                                        _params(obj.__init__))
+            unhinted = [p.name for p in inspect.signature(obj.__init__).parameters.values()
+                        if p.annotation is inspect.Parameter.empty and p.name != "self"]
+            if unhinted:
+                problems.append(f"{qualname}: no type hint for {unhinted}")
         return problems
+    unhinted = [p.name for p in inspect.signature(obj).parameters.values()
+                if p.annotation is inspect.Parameter.empty and p.name not in ("self", "cls")]
+    if unhinted:
+        problems.append(f"{qualname}: no type hint for {unhinted}")
     expected = _params(obj)
     if expected:
         problems += _check_entries(qualname, sections.get("Parameters", []), expected)
@@ -190,6 +198,7 @@ def test_the_checker_catches_an_undocumented_parameter():
 
     assert _problems("bad", bad) == ["bad: documents ['x'], signature has ['x', 'y']"]
     found = _problems("worse", worse)
+    assert any("no type hint for ['x', 'y']" in p for p in found)
     assert any("no return type hint" in p for p in found)
     assert any("no Raises section" in p for p in found)
     assert any("signature has ['x', 'y']" in p for p in found)
