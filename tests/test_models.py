@@ -100,8 +100,8 @@ def test_paper_names_are_offered():
         (("wrn", 10), {"width": 1.5}, TypeError, "width must be an integer"),
         (("vgg16", 10), {"dropout": 1.5}, ValueError, "dropout must be in \\[0, 1\\)"),
         (("vgg16", 10), {"dropout": "0.5"}, TypeError, "dropout"),
-        (("wrn28_10", 10), {"depth": 16}, ValueError, "wrn28_10 does not take depth.*fixes"),
-        (("mlp", 10), {"widht": 4}, ValueError, "mlp does not take widht; it takes in_dim"),
+        (("wrn28_10", 10), {"depth": 16}, TypeError, "wrn28_10 does not take depth.*fixes"),
+        (("mlp", 10), {"widht": 4}, TypeError, "mlp does not take widht; it takes in_dim"),
     ],
 )
 def test_bad_build_arguments_are_named(args, kw, error, match):

@@ -71,10 +71,11 @@ def build(name: str, num_classes: int, **kw: Any) -> nn.Module:
     ------
     TypeError
         If ``name`` is not a string, ``num_classes`` is not an integer (``10.7``, ``"10"``,
-        ``True``), or an architecture argument has the wrong type.
+        ``True``), an argument is not one the name allows, or an architecture argument
+        has the wrong type.
     ValueError
-        If ``name`` is unknown, ``num_classes`` < 1, an argument is not one the name
-        allows, or an architecture argument is out of range.
+        If ``name`` is unknown, ``num_classes`` < 1, or an architecture argument is out of
+        range.
 
     Examples
     --------
@@ -90,7 +91,8 @@ def build(name: str, num_classes: int, **kw: Any) -> nn.Module:
     extra = sorted(set(kw) - set(allowed))
     if extra:
         fixed_text = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
-        raise ValueError(
+        # Python's own error for an unexpected keyword argument is a TypeError.
+        raise TypeError(
             f"{key} does not take {', '.join(extra)}; it takes "
             f"{', '.join(allowed) or 'no architecture arguments'}"
             + (f" (it fixes {fixed_text})" if fixed_text else "")
