@@ -25,7 +25,9 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +50,19 @@ _JPEG_CITE = "CIFAR-10 JPEG (Krizhevsky 2009; full archive), not CIFAR-100"
 
 
 class LabelledTensors(TensorDataset):
-    """An in-memory (inputs, labels) data set with a human ``description``."""
+    """An in-memory (inputs, labels) data set with a human ``description``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Inputs, one sample per row.
+    y : torch.Tensor
+        Integer labels, one per sample.
+    description : str
+        What the data are, said plainly (printed and stamped by the chapters).
+    num_classes : int
+        Number of classes.
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, description: str, num_classes: int):
         super().__init__(x, y)
@@ -57,9 +71,22 @@ class LabelledTensors(TensorDataset):
 
 
 class LabelledSubset(Subset):
-    """A subset of a (lazily loaded) data set with a human ``description``."""
+    """A subset of a (lazily loaded) data set with a human ``description``.
 
-    def __init__(self, dataset: Dataset, indices, description: str, num_classes: int):
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        The full data set.
+    indices : sequence of int
+        The samples of ``dataset`` in this subset, in order.
+    description : str
+        What the data are, said plainly.
+    num_classes : int
+        Number of classes.
+    """
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int], description: str,
+                 num_classes: int):
         super().__init__(dataset, list(indices))
         self.description = description
         self.num_classes = int(num_classes)
@@ -82,6 +109,35 @@ def gaussian_mixture(n: int = 4096, dim: int = 32, num_classes: int = 10,
     The means depend only on (dim, num_classes, separation, seed), so training and
     validation sets drawn with different ``n`` share them when the seed is the same;
     samples are drawn from a stream derived from the seed and ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, an integer ≥ 1.
+    dim : int
+        Input dimension, an integer ≥ 1.
+    num_classes : int
+        Number of classes, an integer ≥ 2.
+    separation : float
+        Scale of the class means, finite and > 0.
+    seed : int
+        Fixes the means and (with ``n``) the samples.
+
+    Returns
+    -------
+    LabelledTensors
+        Inputs (n, dim) and labels.
+
+    Raises
+    ------
+    ValueError
+        If a size is not an integer in range or ``separation`` is not finite and > 0.
+
+    Examples
+    --------
+    >>> ds = gaussian_mixture(n=8, dim=2, num_classes=3)
+    >>> ds.tensors[0].shape, ds.num_classes
+    (torch.Size([8, 2]), 3)
     """
     n = _check_int("n", n, 1)
     dim = _check_int("dim", dim, 1)
@@ -108,6 +164,27 @@ def synthetic_images(n: int = 5000, num_classes: int = 100, noise: float = 1.0,
     horizontally with probability 1/2, plus N(0, noise²) pixel noise. Templates depend only
     on (num_classes, seed); the learnable structure is spatial and coloured, like
     CIFAR's, but nothing else about these images is natural.
+
+    Parameters
+    ----------
+    n : int
+        Number of images, an integer ≥ 1.
+    num_classes : int
+        Number of classes, an integer ≥ 2.
+    noise : float
+        Pixel noise standard deviation, finite and ≥ 0.
+    seed : int
+        Fixes the templates and (with ``n``) the images.
+
+    Returns
+    -------
+    LabelledTensors
+        Images (n, 3, 32, 32) and labels.
+
+    Raises
+    ------
+    ValueError
+        If a size is not an integer in range or ``noise`` is not finite and ≥ 0.
     """
     n = _check_int("n", n, 1)
     num_classes = _check_int("num_classes", num_classes, 2)
@@ -132,7 +209,13 @@ def synthetic_images(n: int = 5000, num_classes: int = 100, noise: float = 1.0,
 
 
 def cache_dir() -> Path:
-    """Where extracted/downloaded data live: ``$RMTLR_CACHE``, default ``~/.cache/rmtlr``."""
+    """Return where extracted and downloaded data live.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$RMTLR_CACHE``, default ``~/.cache/rmtlr``.
+    """
     return Path(os.environ.get("RMTLR_CACHE") or Path.home() / ".cache" / "rmtlr")
 
 
@@ -202,6 +285,14 @@ def cifar10_subset(split: str = "train", per_class: int | None = None, *, seed: 
     LabelledTensors
         Images (n, 3, 32, 32) as float32 and labels, with ``description`` and
         ``num_classes`` (10).
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is unknown, ``val_fraction`` is not in (0, 1) or ``per_class`` is
+        not an integer in [2, 1000] (train/val) or [2, 200] (test).
+    FileNotFoundError
+        If the shipped archive is missing from the installation.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
@@ -266,9 +357,34 @@ def _extract_jpeg(src: Path, per_class: int | None) -> Path:
 
 
 def train_val_split(n: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed random split of range(n) into n − n_val training and n_val validation indices.
+    """Split range(n) at random, but reproducibly, into training and validation indices.
 
     With n = 50,000 and n_val = 5,000 this is the paper's 45k/5k split.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, an integer ≥ 2.
+    n_val : int
+        Number of validation samples, an integer in [1, n).
+    seed : int
+        Fixes the split.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The n − n_val training and the n_val validation indices, each sorted.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``n_val`` is not an integer in range.
+
+    Examples
+    --------
+    >>> train, val = train_val_split(10, 3)
+    >>> len(train), len(val), sorted([*train, *val]) == list(range(10))
+    (7, 3, True)
     """
     n = _check_int("n", n, 2)
     n_val = _check_int("n_val", n_val, 1)
@@ -287,7 +403,7 @@ def _paper_transforms(name: str, augment: bool):
 
 def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: bool = True,
                  augment: bool = False, val_fraction: float = 0.1, seed: int = 0,
-                 path: str | os.PathLike | None = None):
+                 path: str | os.PathLike | None = None) -> LabelledTensors | LabelledSubset:
     """All 60,000 CIFAR-10 JPEG images from a tar you provide, read with ImageFolder.
 
     For the GPU profile's CIFAR-10 runs on a machine without internet. Everyone has the
@@ -296,16 +412,38 @@ def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: 
 
     Parameters
     ----------
-    path: the tar (``train/<class>/NNNN.jpg``, ``test/<class>/NNNN.jpg``).
-    split: ``"train"`` / ``"val"`` (a fixed ``val_fraction`` of the training folder: 45k/5k
+    split : {"train", "val", "test"}
+        ``"train"`` / ``"val"`` (a fixed ``val_fraction`` of the training folder: 45k/5k
         for the whole set) or ``"test"`` (the 10k test images).
-    per_class: extract and use only the first ``per_class`` images of each class (a labelled
+    per_class : int, optional
+        Extract and use only the first ``per_class`` images of each class (a labelled
         subset for quick runs); None for all 5,000 (train) / 1,000 (test).
-    seed: fixes the train/val split and the order of the samples, a random one that
-        interleaves the classes (the folder itself is sorted by class).
-    in_memory: decode once into a :class:`LabelledTensors` (fast for small subsets; no
+    in_memory : bool
+        Decode once into a :class:`LabelledTensors` (fast for small subsets; no
         augmentation) or return a lazily decoded :class:`LabelledSubset` with transforms.
-    augment: the paper's pad-4/crop-32/flip augmentation (lazy mode, training split only).
+    augment : bool
+        The paper's pad-4/crop-32/flip augmentation (lazy mode, training split only).
+    val_fraction : float
+        Fraction of the training folder held out as ``val``.
+    seed : int
+        Fixes the train/val split and the order of the samples, a random one that
+        interleaves the classes (the folder itself is sorted by class).
+    path : str or os.PathLike, optional
+        The tar (``train/<class>/NNNN.jpg``, ``test/<class>/NNNN.jpg``); default
+        ``$RMTLR_CIFAR10_JPEG``.
+
+    Returns
+    -------
+    LabelledTensors or LabelledSubset
+        In memory, or lazily decoded.
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is unknown, ``per_class`` is not an integer ≥ 2, or ``augment`` is
+        asked for in memory.
+    FileNotFoundError
+        If no archive is named or it does not exist.
     """
     from torchvision.datasets import ImageFolder
 
@@ -342,10 +480,31 @@ def cifar(name: str = "cifar100", split: str = "train", root: str | Path | None 
 
     Parameters
     ----------
-    name: ``"cifar100"`` or ``"cifar10"``. split: ``"train"`` (45k, augmented when
-        ``augment``), ``"val"`` (5k held out of the training set, never augmented) or
-        ``"test"`` (10k). root: where the data live (default ``cache_dir()/torchvision``).
-    download: allow torchvision to download when the files are absent.
+    name : {"cifar100", "cifar10"}
+        Which data set.
+    split : {"train", "val", "test"}
+        ``"train"`` (45k, augmented when ``augment``), ``"val"`` (5k held out of the
+        training set, never augmented) or ``"test"`` (10k).
+    root : str or pathlib.Path, optional
+        Where the data live (default ``cache_dir()/torchvision``).
+    download : bool
+        Allow torchvision to download when the files are absent.
+    augment : bool
+        The paper's pad-4/crop-32/flip augmentation on the training split.
+    seed : int
+        Fixes the 45k/5k split.
+
+    Returns
+    -------
+    LabelledSubset
+        The split, lazily decoded.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` or ``split`` is unknown.
+    FileNotFoundError
+        If the files are absent and cannot be downloaded.
     """
     from torchvision import datasets
 
@@ -372,14 +531,45 @@ def cifar(name: str = "cifar100", split: str = "train", root: str | Path | None 
 
 
 def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0,
-         download: bool = False, **kw):
+         download: bool = False, **kw: Any) -> LabelledTensors | LabelledSubset:
     """Load a data set by name (one of :data:`DATASET_NAMES`).
 
-    ``n`` (an integer >= 1) sets the size of the stand-ins (``gaussian_mixture``,
-    ``synthetic_images``), whose validation/test splits are fresh draws from the same
-    classes; for the real images pass ``per_class`` instead (``n`` is an error there, as
-    is giving both). ``images`` is the shipped CIFAR-10 subset (:func:`cifar10_subset`) on
-    every machine. ``download`` applies to torchvision CIFAR only.
+    ``images`` is the shipped CIFAR-10 subset (:func:`cifar10_subset`) on every machine.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASET_NAMES` (case and ``-``/``_`` are ignored).
+    split : {"train", "val", "test"}
+        Which split.
+    n : int, optional
+        Size of the stand-ins (``gaussian_mixture``, ``synthetic_images``), an integer
+        ≥ 1; their validation/test splits are fresh draws from the same classes. For the
+        real images pass ``per_class`` instead (``n`` is an error there).
+    seed : int
+        Passed on to the loader (split, order, stand-in draws).
+    download : bool
+        Allow torchvision CIFAR to download (no effect on the other sets).
+    **kw
+        Further arguments of the loader (:func:`gaussian_mixture`,
+        :func:`synthetic_images`, :func:`cifar10_subset`, :func:`cifar10_jpeg`,
+        :func:`cifar`).
+
+    Returns
+    -------
+    LabelledTensors or LabelledSubset
+        The data set, with ``description`` and ``num_classes``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` or ``split`` is unknown, or ``n`` is not an integer ≥ 1 or is given
+        for a real data set.
+
+    Examples
+    --------
+    >>> load("gaussian_mixture", "val", n=16).description
+    'offline stand-in: Gaussian mixture, 10 classes in 32 dims (separation 1, seed 0), n=17'
     """
     key = str(name).strip().lower().replace("-", "_")
     if key not in DATASET_NAMES:
@@ -408,8 +598,21 @@ def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0
 
 
 def default_num_workers(dataset: Dataset) -> int:
-    """Loader processes: 0 for in-memory tensors (no decoding to overlap) and under pytest,
-    otherwise one per spare core, at most 8."""
+    """Choose the number of loader processes for ``dataset``.
+
+    0 for in-memory tensors (no decoding to overlap) and under pytest, otherwise one per
+    spare core, at most 8.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        The data set to be loaded.
+
+    Returns
+    -------
+    int
+        The number of worker processes.
+    """
     if isinstance(dataset, TensorDataset) or "PYTEST_CURRENT_TEST" in os.environ:
         return 0
     return max(0, min(8, (os.cpu_count() or 1) - 1))
@@ -417,7 +620,33 @@ def default_num_workers(dataset: Dataset) -> int:
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int = 0,
                 num_workers: int | None = None, drop_last: bool = True) -> DataLoader:
-    """A seeded DataLoader with :func:`default_num_workers` and pinned memory on CUDA hosts."""
+    """Make a seeded DataLoader with :func:`default_num_workers` and pinned memory on CUDA.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        The data.
+    batch_size : int
+        Samples per batch, an integer in [1, len(dataset)].
+    shuffle : bool
+        Reshuffle every epoch.
+    seed : int
+        Fixes the shuffling.
+    num_workers : int, optional
+        Loader processes (default :func:`default_num_workers`).
+    drop_last : bool
+        Drop the last, smaller batch.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        The loader.
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` is not an integer in range.
+    """
     batch_size = _check_int("batch_size", batch_size, 1)
     if batch_size > len(dataset):
         raise ValueError(f"batch_size must be <= the data set size N = {len(dataset)}, got {batch_size}")

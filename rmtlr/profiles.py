@@ -2,7 +2,8 @@
 
 Every chapter runs the same code under both. The profile is chosen by the
 ``RMTLR_PROFILE`` environment variable; without it the default is ``full`` only when CUDA
-is available, so a reader on a laptop never starts a multi-day run by accident.
+is available, so a reader on a laptop never starts a multi-day run by accident. Asking for
+``full`` on a machine without a GPU works, but warns (:class:`ProfileWarning`).
 
 Chapters declare their own sizes next to the code that uses them with
 :meth:`Profile.pick`, e.g. ``epochs = prof.pick(quick=3, full=300)``, so the reader sees
@@ -14,16 +15,32 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from rmtlr.rmt.validation import positive_int
+
+__all__ = ["PROFILE_NAMES", "Profile", "ProfileWarning", "default_device", "get_profile"]
+
+#: The profile names :func:`get_profile` accepts.
 PROFILE_NAMES = ("quick", "full")
 
 
+class ProfileWarning(UserWarning):
+    """The chosen profile does not suit this machine (``full`` without a GPU)."""
+
+
 def default_device() -> torch.device:
-    """The best available device: CUDA, then Apple MPS, then the CPU."""
+    """Return the best available device: CUDA, then Apple MPS, then the CPU.
+
+    Returns
+    -------
+    torch.device
+        ``cuda``, ``mps`` or ``cpu``.
+    """
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -32,19 +49,61 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def _check_device(device: str | torch.device) -> torch.device:
+    """Return ``device`` if this machine can compute on it, else raise naming why."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string or a torch.device, got {device!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device {device!r} is not a device name torch knows (use 'cpu', 'cuda', "
+            "'cuda:1' or 'mps')"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} needs CUDA, which is not available here; "
+                             "use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {device!r} needs Apple MPS, which is not available here")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r} cannot run the computations (it holds no data "
+                         "or is not supported); use 'cpu', 'cuda' or 'mps'")
+    return dev
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes that decide how long a chapter runs.
 
     Attributes
     ----------
-    name: ``"quick"`` or ``"full"``.
-    device: where tensors live (``cuda`` for full when present).
-    lanczos_steps: Lanczos iterations m for spectra (the paper uses m = 100).
-    slq_vectors: random start vectors for stochastic Lanczos quadrature.
-    batch_sizes: the batch-size grid of learning-rate sweeps.
-    seeds: how many seeds each sweep point is repeated with.
-    offline: whether data must come from offline stand-ins (no download is attempted).
+    name : str
+        ``"quick"`` or ``"full"``.
+    device : torch.device
+        Where tensors live (``cuda`` for full when present).
+    lanczos_steps : int
+        Lanczos iterations m for spectra (the paper uses m = 100).
+    slq_vectors : int
+        Random start vectors for stochastic Lanczos quadrature.
+    batch_sizes : tuple of int
+        The batch-size grid of learning-rate sweeps.
+    seeds : int
+        How many seeds each sweep point is repeated with.
+    offline : bool
+        Whether data must come from offline stand-ins (no download is attempted).
+
+    Raises
+    ------
+    TypeError
+        If a field has the wrong type.
+    ValueError
+        If ``name`` is not a profile name or a size is < 1.
     """
 
     name: str
@@ -55,12 +114,52 @@ class Profile:
     seeds: int = 1
     offline: bool = False
 
+    def __post_init__(self) -> None:
+        """Check the fields, so that a hand-made profile fails here and not mid-chapter."""
+        if self.name not in PROFILE_NAMES:
+            raise ValueError(f"name must be one of {PROFILE_NAMES}, got {self.name!r}")
+        if not isinstance(self.device, torch.device):
+            raise TypeError(f"device must be a torch.device, got {self.device!r}")
+        positive_int("lanczos_steps", self.lanczos_steps)
+        positive_int("slq_vectors", self.slq_vectors)
+        positive_int("seeds", self.seeds)
+        if not isinstance(self.batch_sizes, tuple) or not self.batch_sizes:
+            raise TypeError(f"batch_sizes must be a non-empty tuple, got {self.batch_sizes!r}")
+        for b in self.batch_sizes:
+            positive_int("batch_sizes entry", b)
+        if not isinstance(self.offline, bool):
+            raise TypeError(f"offline must be True or False, got {self.offline!r}")
+
     def pick(self, *, quick: Any, full: Any) -> Any:
-        """Return ``quick`` or ``full`` according to this profile."""
+        """Return ``quick`` or ``full`` according to this profile.
+
+        Parameters
+        ----------
+        quick : Any
+            The value for the quick profile.
+        full : Any
+            The value for the full profile.
+
+        Returns
+        -------
+        Any
+            ``quick`` if this is the quick profile, else ``full``.
+
+        Examples
+        --------
+        >>> get_profile("quick").pick(quick=3, full=300)
+        3
+        """
         return quick if self.name == "quick" else full
 
     def describe(self) -> str:
-        """One line naming profile, device and versions; every chapter prints it first."""
+        """Describe profile, device and versions in one line; every chapter prints it first.
+
+        Returns
+        -------
+        str
+            E.g. ``"rmtlr profile: quick | device: cpu | torch 2.4.1 | python 3.11.7"``.
+        """
         dev = str(self.device)
         if self.device.type == "cuda":
             dev += f" ({torch.cuda.get_device_name(self.device)})"
@@ -71,23 +170,55 @@ class Profile:
 
 
 def get_profile(name: str | None = None, device: str | torch.device | None = None) -> Profile:
-    """The active profile.
+    """Return the active profile.
 
     Parameters
     ----------
-    name: ``"quick"`` or ``"full"``; default ``$RMTLR_PROFILE``, else ``"full"`` when CUDA
-        is available and ``"quick"`` otherwise.
-    device: override the device (default: :func:`default_device` for ``full``, CPU for
+    name : str, optional
+        ``"quick"`` or ``"full"`` (case and surrounding spaces are ignored); default
+        ``$RMTLR_PROFILE``, else ``"full"`` when CUDA is available and ``"quick"``
+        otherwise.
+    device : str or torch.device, optional
+        Override the device (default: :func:`default_device` for ``full``, the CPU for
         ``quick`` so that stored outputs are reproducible).
+
+    Returns
+    -------
+    Profile
+        The profile.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string or ``device`` not a string or torch.device.
+    ValueError
+        If ``name`` is not a profile name, or ``device`` is unknown to torch, not present
+        on this machine (``'cuda'`` without CUDA, ``'cuda:3'`` on a one-GPU machine), or
+        cannot compute (``'meta'``).
+
+    Warns
+    -----
+    ProfileWarning
+        When ``full`` (paper scale: hours to days per chapter) runs on the CPU because no
+        GPU is available and no device was asked for.
+
+    Examples
+    --------
+    >>> prof = get_profile("quick")
+    >>> prof.name, prof.device.type, prof.lanczos_steps
+    ('quick', 'cpu', 40)
     """
+    from_env = name is None
     if name is None:
         name = os.environ.get("RMTLR_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
+    if not isinstance(name, str):
+        raise TypeError(f"profile name must be a string ('quick' or 'full'), got {name!r}")
     name = name.strip().lower()
     if name not in PROFILE_NAMES:
         raise ValueError(f"profile name must be one of {PROFILE_NAMES}, got {name!r} "
                          "(set RMTLR_PROFILE=quick or RMTLR_PROFILE=full)")
     if name == "quick":
-        dev = torch.device(device) if device is not None else torch.device("cpu")
+        dev = _check_device(device) if device is not None else torch.device("cpu")
         return Profile(
             name="quick",
             device=dev,
@@ -97,5 +228,14 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
             seeds=1,
             offline=True,
         )
-    dev = torch.device(device) if device is not None else default_device()
+    dev = _check_device(device) if device is not None else default_device()
+    if device is None and dev.type == "cpu":
+        source = "RMTLR_PROFILE=full" if from_env else "profile 'full'"
+        warnings.warn(
+            f"{source} asks for paper-scale runs (hours to days per chapter on a GPU), but "
+            "no GPU is available, so they would run on the CPU. Use RMTLR_PROFILE=quick "
+            "(minutes on a CPU), or run on a machine with CUDA.",
+            ProfileWarning,
+            stacklevel=2,
+        )
     return Profile(name="full", device=dev)

@@ -17,7 +17,24 @@ __all__ = ["progress_bar", "progress_enabled"]
 
 
 def progress_enabled(progress: bool | None) -> bool:
-    """Off whenever ``TQDM_DISABLE`` is set; else ``progress``, or (None) on outside pytest."""
+    """Decide whether a progress bar is shown.
+
+    Parameters
+    ----------
+    progress : bool or None
+        The caller's choice; None means on, except under pytest.
+
+    Returns
+    -------
+    bool
+        False whenever ``TQDM_DISABLE`` is set (to anything but ``""``, ``0``, ``false``);
+        else ``progress``, or for None whether this runs outside pytest.
+
+    Examples
+    --------
+    >>> progress_enabled(False)
+    False
+    """
     if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false"):
         return False
     if progress is not None:
@@ -27,6 +44,30 @@ def progress_enabled(progress: bool | None) -> bool:
 
 def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None,
                  progress: bool | None = None, leave: bool = False) -> tqdm:
-    """A tqdm bar over ``iterable`` (or a manual one when ``iterable`` is None)."""
+    """Make a tqdm bar over ``iterable`` (or a manual one when ``iterable`` is None).
+
+    Parameters
+    ----------
+    iterable : Iterable, optional
+        What to iterate over; None for a bar advanced by hand with ``update``.
+    desc : str
+        The label shown before the bar.
+    total : int, optional
+        Number of steps, when ``iterable`` has no length.
+    progress : bool or None
+        Show the bar (see :func:`progress_enabled`).
+    leave : bool
+        Keep the finished bar on screen.
+
+    Returns
+    -------
+    tqdm.std.tqdm
+        The bar (disabled, but still iterable, when progress is off).
+
+    Examples
+    --------
+    >>> list(progress_bar(range(3), desc="steps", progress=False))
+    [0, 1, 2]
+    """
     return tqdm(iterable, desc=desc, total=total, leave=leave,
                 disable=not progress_enabled(progress))

@@ -64,5 +64,52 @@ def test_bad_num_classes():
         build("mlp", 0)
 
 
-def test_names_are_all_buildable_at_small_size():
+# Small settings for the names that take architecture arguments; the others are built at
+# the paper's size.
+_SMALL = {"wrn": {"depth": 10, "width": 1}, "preresnet": {"depth": 8},
+          "mlp": {"in_dim": 3 * 32 * 32, "hidden": 8}, "small_cnn": {"width": 4}}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_advertised_name_builds_and_runs(name):
+    # Before, this test only checked that some names were in MODEL_NAMES, so a name whose
+    # builder was broken would have passed.
+    torch.manual_seed(0)
+    model = build(name, 3, **_SMALL.get(name, {})).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32))
+    assert out.shape == (1, 3) and torch.isfinite(out).all()
+    assert count_parameters(model) > 0
+
+
+def test_paper_names_are_offered():
     assert {"vgg16", "vgg16_bn", "wrn28_10", "preresnet110", "mlp", "small_cnn"} <= set(MODEL_NAMES)
+
+
+@pytest.mark.parametrize(
+    "args, kw, error, match",
+    [
+        (("mlp", 10.7), {}, TypeError, "num_classes must be an integer"),
+        (("mlp", 10.0), {}, TypeError, "num_classes must be an integer"),
+        (("mlp", "10"), {}, TypeError, "num_classes must be an integer"),
+        (("mlp", True), {}, TypeError, "num_classes must be an integer"),
+        ((3, 10), {}, TypeError, "name must be a string"),
+        (("mlp", 10), {"hidden": 2.5}, TypeError, "hidden must be an integer"),
+        (("mlp", 10), {"depth": 0}, ValueError, "depth must be an integer >= 1"),
+        (("small_cnn", 10), {"width": "8"}, TypeError, "width must be an integer"),
+        (("wrn", 10), {"width": 1.5}, TypeError, "width must be an integer"),
+        (("vgg16", 10), {"dropout": 1.5}, ValueError, "dropout must be in \\[0, 1\\)"),
+        (("vgg16", 10), {"dropout": "0.5"}, TypeError, "dropout"),
+        (("wrn28_10", 10), {"depth": 16}, TypeError, "wrn28_10 does not take depth.*fixes"),
+        (("mlp", 10), {"widht": 4}, TypeError, "mlp does not take widht; it takes in_dim"),
+    ],
+)
+def test_bad_build_arguments_are_named(args, kw, error, match):
+    # Before, build('mlp', 10.7) silently built a 10-class network (int() truncated).
+    with pytest.raises(error, match=match):
+        build(*args, **kw)
+
+
+def test_count_parameters_needs_a_module():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        count_parameters([torch.zeros(3)])

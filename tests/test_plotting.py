@@ -1,6 +1,9 @@
 """The shared figure style."""
 
+import itertools
+
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -38,5 +41,54 @@ def test_subplots_fit_the_page_and_refuse_unreadable_grids():
         plotting.subplots(3)
 
 
-def test_palette_is_colour_blind_safe_okabe_ito():
-    assert set(plotting.PALETTE.values()) >= {"#0072B2", "#E69F00", "#009E73", "#D55E00"}
+# Machado, Oliveira & Fernandes (2009) simulation matrices of dichromacy (severity 1.0),
+# applied to linear RGB.
+_DICHROMACY = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                   [0.004733, 0.691367, 0.303900]],
+}
+
+
+def _lab(hex_colour, simulate=None):
+    """CIELAB (D65) of an sRGB colour, optionally as seen with a dichromacy."""
+    c = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    if simulate is not None:
+        lin = np.clip(np.asarray(_DICHROMACY[simulate]) @ lin, 0.0, 1.0)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _closest_pair(colours, simulate=None):
+    """Smallest CIE76 colour difference ΔE between two colours of the list."""
+    labs = [_lab(c, simulate) for c in colours]
+    return min(np.linalg.norm(a - b) for a, b in itertools.combinations(labs, 2))
+
+
+def test_palette_stays_distinguishable_under_colour_blindness():
+    # Before, this test compared the palette with the constants it is defined from, so it
+    # could not fail. Now: every two colours of the cycle stay ≥ 15 CIE76 units apart (a
+    # just-noticeable difference is ≈ 2.3) as seen by protanopes, deuteranopes and
+    # tritanopes (the Okabe–Ito palette: ≥ 16), and with normal vision.
+    colours = list(plotting.PALETTE.values())
+    for simulate in (None, *_DICHROMACY):
+        assert _closest_pair(colours, simulate) >= 15, simulate
+    # The check has teeth: matplotlib's default tab10 cycle puts orange and green 4.6
+    # units apart for a protanope, and red and green 7.3 apart for a deuteranope.
+    tab10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+             "#7f7f7f", "#bcbd22", "#17becf"]
+    assert _closest_pair(tab10, "protanopia") < 15 and _closest_pair(tab10, "deuteranopia") < 15
+
+
+def test_role_colours_come_from_the_palette():
+    roles = [plotting.THEORY_COLOR, plotting.SGD_COLOR, plotting.ADAM_COLOR,
+             plotting.FULL_COLOR, plotting.BATCH_COLOR]
+    assert set(roles) <= set(plotting.PALETTE.values())
+    assert plotting.SGD_COLOR != plotting.ADAM_COLOR
+    assert plotting.FULL_COLOR != plotting.BATCH_COLOR

@@ -1,11 +1,15 @@
 """The batch-noise model (Eqs. 4–7), Theorem 4 and Theorem 10 against simulation.
 
-Tolerances (RMT_NOTES §7.2): an outlier of a spiked Wigner matrix with noise scale s
-fluctuates with sd sqrt(2s²(1 − s²/θ²)/P) and has an O(1/P) bias, so we allow 5 sd; a bulk
-edge fluctuates on the Tracy–Widom scale s·P^(−2/3) (bias −1.21, sd 1.27 in those units),
-so we allow 5 s·P^(−2/3); an overlap fluctuates with sd ≈ 0.5/sqrt(P) for θ ≥ 2s, so we
-allow 5 × 0.5/sqrt(P). Spikes are kept out of the critical window |θ − s| < 3 s P^(−1/3).
+Tolerances: an outlier of a spiked Wigner matrix with noise scale s fluctuates with sd
+sqrt(2s²(1 − s²/θ²)/P) (Benaych-Georges, Guionnet & Maida 2011) and has an O(1/P) bias, so
+we allow 5 sd; a bulk edge fluctuates on the Tracy–Widom scale s·P^(−2/3) (mean −1.21, sd
+1.27 in those units), so we allow 5 s·P^(−2/3); an overlap fluctuates with sd ≈ 0.5/sqrt(P)
+for θ ≥ 2s (measured: 0.50/sqrt(P) at P = 1000 over 200 draws), so we allow 5 × 0.5/sqrt(P).
+Spikes are kept out of the critical window |θ − s| < 3 s P^(−1/3), where neither the outlier
+nor the edge formula holds (Bloemendal & Virág 2013).
 """
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,7 +21,7 @@ from rmtlr.rmt.batch import (
     batch_noise_scale,
     batch_outlier,
     effective_batch_size,
-    hessian_variance,
+    entry_variance,
     overlap,
     without_replacement_factor,
 )
@@ -64,9 +68,9 @@ def test_theorem4_gaussian_mode_across_B(gaussian_case, B):
     # The Gaussian mode uses Eq. 6's factor with a population (ddof=0) variance, which is
     # Theorem 4's 1/𝔟 with the (N−1)-normalised variance σ²·N/(N−1).
     sig_thm = SIGMA_G * np.sqrt(N_G / (N_G - 1))
-    s = batch_noise_scale(P_G, B, N_G, sig_thm)
+    s = batch_noise_scale(P=P_G, B=B, N=N_G, sigma_eps=sig_thm)
     _check_outliers(eigs, THETAS_G, s, P_G)
-    pred = batch_outlier(np.array(THETAS_G), P_G, B, N_G, sig_thm)
+    pred = batch_outlier(np.array(THETAS_G), P=P_G, B=B, N=N_G, sigma_eps=sig_thm)
     assert np.allclose(np.sort(pred), np.sort(np.asarray(THETAS_G) + s**2 / np.asarray(THETAS_G)))
     if B == N_G:  # no noise at all: the batch Hessian is the full one
         assert np.array_equal(Hb, H)
@@ -75,11 +79,12 @@ def test_theorem4_gaussian_mode_across_B(gaussian_case, B):
 def test_theorem10_overlaps_gaussian_mode(gaussian_case):
     H, V = gaussian_case
     B = 1
-    s = batch_noise_scale(P_G, B, N_G, SIGMA_G * np.sqrt(N_G / (N_G - 1)))
+    sig_thm = SIGMA_G * np.sqrt(N_G / (N_G - 1))
+    s = batch_noise_scale(P=P_G, B=B, N=N_G, sigma_eps=sig_thm)
     _w, U = np.linalg.eigh(batch_noise_model(H, B, N_G, SIGMA_G, seed=7))
     # θ = 6 and θ = −4 have |θ|/s ≥ 2, where the overlap sd is ≤ 0.5/sqrt(P).
     sim = np.array([(U[:, -1] @ V[:, 0]) ** 2, (U[:, 0] @ V[:, 2]) ** 2])
-    pred = overlap(np.array([6.0, -4.0]), P_G, B, N_G, SIGMA_G * np.sqrt(N_G / (N_G - 1)))
+    pred = overlap(np.array([6.0, -4.0]), P=P_G, B=B, N=N_G, sigma_eps=sig_thm)
     assert np.all(np.abs(sim - pred) < 5 * 0.5 / np.sqrt(P_G)), (sim, pred)
     assert np.allclose(pred, 1 - s**2 / np.array([36.0, 16.0]))
 
@@ -90,11 +95,11 @@ def test_subthreshold_spike_is_swallowed_by_the_edge():
     sigma = np.sqrt(4.0 / P)
     H, V = _spiked_h_emp(P, (1.0,), seed=3)
     w, U = np.linalg.eigh(batch_noise_model(H, B, N, sigma, seed=4))
-    s = batch_noise_scale(P, B, N, sigma)
-    assert batch_outlier(1.0, P, B, N, sigma) == pytest.approx(2 * s)
+    s = batch_noise_scale(P=P, B=B, N=N, sigma_eps=sigma)
+    assert batch_outlier(1.0, P=P, B=B, N=N, sigma_eps=sigma) == pytest.approx(2 * s)
     assert abs(w[-1] - 2 * s) < 5 * s * P ** (-2 / 3)
     # Below threshold the overlap is O(1/(P(1 − θ/s)²)) ≈ 4/P: far below 0.05.
-    assert overlap(1.0, P, B, N, sigma) == 0.0
+    assert overlap(1.0, P=P, B=B, N=N, sigma_eps=sigma) == 0.0
     assert (U[:, -1] @ V[:, 0]) ** 2 < 0.05
 
 
@@ -131,8 +136,8 @@ def per_sample_case():
 @pytest.mark.parametrize("B", [2, 4, 8, 12, N_S])
 def test_theorem4_per_sample_mode_across_B(per_sample_case, B):
     H, _, stack = per_sample_case
-    sigma = np.sqrt(hessian_variance(stack, ddof=1))
-    s = batch_noise_scale(P_S, B, N_S, sigma)
+    sigma = np.sqrt(entry_variance(stack, ddof=1))
+    s = batch_noise_scale(P=P_S, B=B, N=N_S, sigma_eps=sigma)
     Hb = batch_noise_model(H, B, N_S, per_sample=stack, seed=300 + B)
     _check_outliers(np.linalg.eigvalsh(Hb), THETAS_S, s, P_S)
     if B == N_S:
@@ -149,10 +154,10 @@ def test_per_sample_callable_matches_array(per_sample_case):
 def test_theorem10_overlaps_per_sample_mode(per_sample_case):
     H, V, stack = per_sample_case
     B = 4
-    sigma = np.sqrt(hessian_variance(stack, ddof=1))
+    sigma = np.sqrt(entry_variance(stack, ddof=1))
     _w, U = np.linalg.eigh(batch_noise_model(H, B, N_S, per_sample=stack, seed=21))
     sim = np.array([(U[:, -1] @ V[:, 0]) ** 2, (U[:, 0] @ V[:, 2]) ** 2])
-    pred = overlap(np.array([5.0, -4.0]), P_S, B, N_S, sigma)  # |θ|/s ≥ 3
+    pred = overlap(np.array([5.0, -4.0]), P=P_S, B=B, N=N_S, sigma_eps=sigma)  # |θ|/s ≥ 3
     assert np.all(np.abs(sim - pred) < 5 * 0.5 / np.sqrt(P_S)), (sim, pred)
 
 
@@ -188,8 +193,8 @@ def test_hessian_variance_matches_definition():
     stack = rng.standard_normal((5, 3, 3))
     dev = stack - stack.sum(axis=0) / 5
     by_hand = sum(np.sum(dev[:, j, k] ** 2) / 4 for j in range(3) for k in range(3)) / 9
-    assert hessian_variance(stack) == pytest.approx(by_hand)
-    assert hessian_variance(stack, ddof=0) == pytest.approx(by_hand * 4 / 5)
+    assert entry_variance(stack) == pytest.approx(by_hand)
+    assert entry_variance(stack, ddof=0) == pytest.approx(by_hand * 4 / 5)
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -204,7 +209,7 @@ def test_bad_batch_sizes_raise(B, N, match):
     with pytest.raises(ValueError, match=match):
         batch_noise_model(H, B, N, 0.1)
     with pytest.raises(ValueError, match=match):
-        overlap(1.0, 3, B, N, 0.1)
+        overlap(1.0, P=3, B=B, N=N, sigma_eps=0.1)
     with pytest.raises(ValueError, match=match):
         without_replacement_factor(B, N)
 
@@ -214,7 +219,7 @@ def test_bad_noise_inputs_raise():
     with pytest.raises(ValueError, match="sigma_eps"):
         batch_noise_model(H, 2, 10, -0.1)
     with pytest.raises(ValueError, match="sigma_eps"):
-        overlap(1.0, 3, 2, 10, -0.1)
+        overlap(1.0, P=3, B=2, N=10, sigma_eps=-0.1)
     with pytest.raises(ValueError, match="profile"):
         batch_noise_model(H, 2, 10, profile=-np.ones((3, 3)))
     with pytest.raises(ValueError, match="exactly one"):
@@ -227,12 +232,56 @@ def test_bad_noise_inputs_raise():
         batch_noise_model(H, 2, 4, per_sample=np.ones((4, 3, 3)))
     with pytest.raises(ValueError, match="shape"):
         batch_noise_model(H, 2, 4, per_sample=np.ones((5, 3, 3)))
-    with pytest.raises(ValueError, match="integer"):
+    with pytest.raises(TypeError, match="B .*must be an integer"):
         batch_noise_model(H, 2.5, 4, per_sample=np.ones((4, 3, 3)))
     with pytest.raises(ValueError, match="ddof"):
-        hessian_variance(np.ones((4, 3, 3)), ddof=2)
+        entry_variance(np.ones((4, 3, 3)), ddof=2)
     with pytest.raises(ValueError, match="lam"):
-        overlap(np.nan, 3, 2, 10, 0.1)
+        overlap(np.nan, P=3, B=2, N=10, sigma_eps=0.1)
+
+
+@pytest.mark.parametrize("fn", [batch_outlier, overlap])
+def test_p_b_n_sigma_cannot_be_passed_by_position(fn):
+    # Before, batch_outlier(lam, P, B, N, σ_ε) with P and N swapped gave a wrong number.
+    with pytest.raises(TypeError):
+        fn(1.0, 10, 2, 1000, 0.1)
+    with pytest.raises(TypeError):
+        batch_noise_scale(10, 2, 1000, 0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"B": "32"}, TypeError, "B \\(batch size\\) must be a real number"),
+        ({"B": True}, TypeError, "B \\(batch size\\)"),
+        ({"N": "100"}, TypeError, "N \\(number of samples\\)"),
+        ({"N": 100.5}, ValueError, "N \\(number of samples\\) must be a whole number"),
+        ({"P": 0.5}, ValueError, "P \\(number of parameters\\) must be a whole number"),
+        ({"P": Fraction(7, 2)}, ValueError, "P \\(number of parameters\\)"),
+        ({"P": None}, TypeError, "P \\(number of parameters\\)"),
+        ({"sigma_eps": "0.1"}, TypeError, "sigma_eps"),
+        ({"sigma_eps": 0.1 + 0j}, TypeError, "sigma_eps"),
+    ],
+)
+def test_strings_bools_and_fractional_counts_are_refused(kwargs, error, match):
+    # Before, '32' and True were silently converted to 32.0 and 1.0 and P = 0.5 was used.
+    args = {"P": 100, "B": 10, "N": 1000, "sigma_eps": 0.1, **kwargs}
+    with pytest.raises(error, match=match):
+        batch_outlier(1.0, **args)
+    with pytest.raises(error, match=match):
+        overlap(1.0, **args)
+
+
+def test_whole_counts_of_any_real_type_are_accepted():
+    ref = batch_outlier(2.0, P=100, B=10, N=1000, sigma_eps=0.1)
+    for P in (100.0, np.int64(100), Fraction(100), 1e2):
+        assert batch_outlier(2.0, P=P, B=10, N=1000, sigma_eps=0.1) == ref
+    assert effective_batch_size(Fraction(1, 2), 10) == pytest.approx(1 / (2 - 0.1))
+
+
+def test_effective_batch_size_refuses_a_string():
+    with pytest.raises(TypeError, match="B \\(batch size\\)"):
+        effective_batch_size("32", 100)
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -247,13 +296,14 @@ Ps = st.integers(min_value=1, max_value=10**8)
 def test_outlier_properties(lam, P, sigma, N, data):
     B1 = data.draw(st.integers(1, N))
     B2 = data.draw(st.integers(B1, N))
-    l1 = batch_outlier(lam, P, B1, N, sigma)
-    l2 = batch_outlier(lam, P, B2, N, sigma)
+    l1 = batch_outlier(lam, P=P, B=B1, N=N, sigma_eps=sigma)
+    l2 = batch_outlier(lam, P=P, B=B2, N=N, sigma_eps=sigma)
     assert l1 >= lam * (1 - 1e-12)  # noise only pushes a positive outlier out
     assert l2 <= l1 * (1 + 1e-12)  # a larger batch never raises λ'
-    assert batch_outlier(lam, P, N, N, sigma) == pytest.approx(lam)  # B → N: no noise
-    assert batch_outlier(-lam, P, B1, N, sigma) == pytest.approx(-l1)  # symmetric for λ_P
-    o1, o2 = overlap(lam, P, B1, N, sigma), overlap(lam, P, B2, N, sigma)
+    kw = {"P": P, "N": N, "sigma_eps": sigma}
+    assert batch_outlier(lam, B=N, **kw) == pytest.approx(lam)  # B → N: no noise
+    assert batch_outlier(-lam, B=B1, **kw) == pytest.approx(-l1)  # symmetric for λ_P
+    o1, o2 = overlap(lam, B=B1, **kw), overlap(lam, B=B2, **kw)
     assert 0.0 <= o1 <= o2 + 1e-12  # a larger batch never lowers the overlap
     assert o2 <= 1.0
-    assert overlap(lam, P, N, N, sigma) == pytest.approx(1.0)
+    assert overlap(lam, P=P, B=N, N=N, sigma_eps=sigma) == pytest.approx(1.0)

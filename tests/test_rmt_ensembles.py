@@ -82,11 +82,31 @@ def test_variance_profile_matrix_entry_variances():
         assert np.var(vals) * n == pytest.approx(S[a * h, b * h], rel=0.04)
 
 
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (0.5, TypeError), ([], TypeError),
+                                         ("0", TypeError), (True, TypeError)])
+def test_bad_seeds_are_refused(seed, error):
+    # Before, [] was accepted by numpy as an empty entropy list (a silently unseeded draw).
+    with pytest.raises(error, match="seed"):
+        ens.as_generator(seed)
+    with pytest.raises(error, match="seed"):
+        ens.wigner(4, seed=seed)
+
+
+def test_seeds_and_generators_reproduce():
+    assert np.array_equal(ens.wigner(5, seed=np.int64(3)), ens.wigner(5, seed=3))
+    gen = np.random.default_rng(3)
+    assert ens.as_generator(gen) is gen
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="n"):
         ens.wigner(0)
-    with pytest.raises(ValueError, match="n"):
+    with pytest.raises(TypeError, match="n must be an integer"):
         ens.wigner(10.5)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        ens.wishart(3, "10")
+    with pytest.raises(TypeError, match="sigma"):
+        ens.wigner(10, "1.0")
     with pytest.raises(ValueError, match="sigma"):
         ens.wigner(10, -1.0)
     with pytest.raises(ValueError, match="p"):

@@ -1,9 +1,9 @@
 """Spiked Wishart (Baik–Silverstein, Paul) and the batch-GGN prediction (Thm 7) vs simulation.
 
 Tolerances: a spiked-covariance outlier from n samples fluctuates with sd
-sqrt(2ℓ²(1 − γ/(ℓ/σ² − 1)²)/n) (Paul 2007; RMT_NOTES §4.2, §7.2), so we allow 5 sd; the
-top eigenvector overlap fluctuates by O(1/sqrt(n)) and we allow 5·sqrt(2/n), about 5 sd in
-the RMT_NOTES measurements; the MP edge fluctuates on Johnstone's (2001) Tracy–Widom scale
+sqrt(2ℓ²(1 − γ/(ℓ/σ² − 1)²)/n) (Paul 2007), so we allow 5 sd; the top eigenvector
+overlap fluctuates by O(1/sqrt(n)) (measured sd ≈ 0.5/sqrt(n) for well-separated spikes)
+and we allow 5·sqrt(2/n); the MP edge fluctuates on Johnstone's (2001) Tracy–Widom scale
 σ²(√n + √p)(1/√n + 1/√p)^(1/3)/n (TW₁ mean −1.21, sd 1.27 in those units), so we allow 5 of
 those units.
 """
@@ -45,17 +45,18 @@ def _johnstone_scale(p, n, sigma2=1.0):
 
 
 def test_spiked_wishart_reference_numbers():
-    # RMT_NOTES §4.2 table (Baik–Silverstein eigenvalue, Paul overlap).
-    assert spiked_wishart_outlier(3.0, 0.5) == pytest.approx(3.75)
-    assert spiked_wishart_outlier(5.0, 0.5) == pytest.approx(5.625)
-    assert spiked_wishart_outlier(4.0, 2.0) == pytest.approx(20 / 3)
-    assert spiked_wishart_overlap(3.0, 0.5) == pytest.approx(0.70)
-    assert spiked_wishart_overlap(5.0, 0.5) == pytest.approx(0.8611, abs=1e-4)
+    # Baik–Silverstein eigenvalues and Paul overlaps by hand: ℓ(1 + γ/(ℓ − 1)) and
+    # (1 − γ/(ℓ−1)²)/(1 + γ/(ℓ−1)).
+    assert spiked_wishart_outlier(3.0, gamma=0.5) == pytest.approx(3.75)
+    assert spiked_wishart_outlier(5.0, gamma=0.5) == pytest.approx(5.625)
+    assert spiked_wishart_outlier(4.0, gamma=2.0) == pytest.approx(20 / 3)
+    assert spiked_wishart_overlap(3.0, gamma=0.5) == pytest.approx(0.70)
+    assert spiked_wishart_overlap(5.0, gamma=0.5) == pytest.approx(0.8611, abs=1e-4)
     assert wishart_bbp_threshold(0.25) == pytest.approx(1.5)
     # below threshold: the MP edge and zero overlap; scaling by σ² is homogeneous
-    assert spiked_wishart_outlier(1.5, 0.5) == pytest.approx((1 + np.sqrt(0.5)) ** 2)
-    assert spiked_wishart_overlap(1.5, 0.5) == 0.0
-    assert spiked_wishart_outlier(6.0, 0.5, sigma2=2.0) == pytest.approx(2 * 3.75)
+    assert spiked_wishart_outlier(1.5, gamma=0.5) == pytest.approx((1 + np.sqrt(0.5)) ** 2)
+    assert spiked_wishart_overlap(1.5, gamma=0.5) == 0.0
+    assert spiked_wishart_outlier(6.0, gamma=0.5, noise_var=2.0) == pytest.approx(2 * 3.75)
 
 
 @pytest.mark.parametrize("gamma, ells", [(0.5, (5.0, 3.0)), (2.0, (6.0, 4.0))])
@@ -65,10 +66,10 @@ def test_spiked_wishart_vs_simulation(gamma, ells):
     G, V = _population(p, ells, 1.0, seed=int(10 * gamma))
     w, U = np.linalg.eigh(batch_ggn_model(n, G_full=G, seed=1))
     for k, ell in enumerate(ells):
-        pred = spiked_wishart_outlier(ell, gamma)
+        pred = spiked_wishart_outlier(ell, gamma=gamma)
         assert abs(w[-1 - k] - pred) < 5 * _bs_sd(ell, gamma, n), (ell, w[-1 - k], pred)
         ov = (U[:, -1 - k] @ V[:, k]) ** 2
-        assert abs(ov - spiked_wishart_overlap(ell, gamma)) < 5 * np.sqrt(2 / n)
+        assert abs(ov - spiked_wishart_overlap(ell, gamma=gamma)) < 5 * np.sqrt(2 / n)
 
 
 def test_bbp_threshold_below_and_above():
@@ -81,11 +82,11 @@ def test_bbp_threshold_below_and_above():
         G, _ = _population(p, (ell,), 1.0, seed=3)
         top = np.linalg.eigvalsh(batch_ggn_model(n, G_full=G, seed=4))[-1]
         if separated:
-            pred = spiked_wishart_outlier(ell, gamma)
+            pred = spiked_wishart_outlier(ell, gamma=gamma)
             assert pred > edge + 10 * tw
             assert abs(top - pred) < 5 * _bs_sd(ell, gamma, n)
         else:
-            assert spiked_wishart_outlier(ell, gamma) == pytest.approx(edge)
+            assert spiked_wishart_outlier(ell, gamma=gamma) == pytest.approx(edge)
             assert abs(top - edge) < 5 * tw
 
 
@@ -99,13 +100,14 @@ ELLS = (8.0, 4.0)
 def test_ggn_batch_outlier_fresh_samples(B):
     G, V = _population(P_G, ELLS, 1.0, seed=5)
     w, U = np.linalg.eigh(batch_ggn_model(B, G_full=G, seed=6 + B))
-    gamma = ggn_ratio(P_G, B, np.inf)
+    gamma = ggn_ratio(P=P_G, B=B, N=np.inf)
     assert gamma == pytest.approx(P_G / B)
     for k, ell in enumerate(ELLS):
-        pred = ggn_batch_outlier(ell, P_G, B, np.inf, 1.0)
+        pred = ggn_batch_outlier(ell, P=P_G, B=B, N=np.inf, noise_var=1.0)
         assert abs(w[-1 - k] - pred) < 5 * _bs_sd(ell, gamma, B), (B, ell, w[-1 - k], pred)
         ov = (U[:, -1 - k] @ V[:, k]) ** 2
-        assert abs(ov - ggn_batch_overlap(ell, P_G, B, np.inf, 1.0)) < 5 * np.sqrt(2 / B)
+        pred_ov = ggn_batch_overlap(ell, P=P_G, B=B, N=np.inf, noise_var=1.0)
+        assert abs(ov - pred_ov) < 5 * np.sqrt(2 / B)
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +127,9 @@ def test_per_sample_vectors_reproduce_full_ggn(finite_data_set):
 def test_ggn_batch_outlier_without_replacement(finite_data_set, B):
     _G, _, X, N = finite_data_set
     w = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=10 + B))
-    gamma = ggn_ratio(P_G, B, N)
+    gamma = ggn_ratio(P=P_G, B=B, N=N)
     for k, ell in enumerate(ELLS):
-        pred = ggn_batch_outlier(ell, P_G, B, N, 1.0)
+        pred = ggn_batch_outlier(ell, P=P_G, B=B, N=N, noise_var=1.0)
         # 5 sd of an outlier from 𝔟 samples, plus the O(P/N)·λ' finite-N correction
         tol = 5 * _bs_sd(ell, gamma, max(B, 1)) + (P_G / N) * pred if B < N else 1e-9
         assert abs(w[-1 - k] - pred) < tol, (B, ell, w[-1 - k], pred)
@@ -139,28 +141,28 @@ def test_ggn_batch_edge_atom_when_left_out_samples_cannot_span(finite_data_set):
     _G, _V, X, N = finite_data_set
     B = N - P_G // 2  # N − B < P: bulk directions untouched by the left-out samples stay at N/B
     w = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=31))
-    assert w[-3] == pytest.approx(ggn_batch_edge(P_G, B, N, 1.0), rel=1e-9)
+    assert w[-3] == pytest.approx(ggn_batch_edge(P=P_G, B=B, N=N, noise_var=1.0), rel=1e-9)
 
 
 @pytest.mark.parametrize("B", [2000, 10000])
 def test_ggn_batch_edge_is_wachter_with_effective_batch_size(finite_data_set, B):
     _G, _, X, N = finite_data_set
     third = np.linalg.eigvalsh(batch_ggn_model(B, per_sample=X, seed=20 + B))[-3]  # bulk top
-    edge = ggn_batch_edge(P_G, B, N, 1.0)
+    edge = ggn_batch_edge(P=P_G, B=B, N=N, noise_var=1.0)
     # the edge fluctuates on the Tracy–Widom scale ~ n^(-2/3); Johnstone's scale with n = B
     tw = _johnstone_scale(P_G, B)
     assert abs(third - edge) < 5 * tw, (third, edge, tw)
     # ... which resolves the batch size entering as 𝔟 rather than B (fresh-sample MP edge)
-    assert abs(third - ggn_batch_edge(P_G, B, np.inf, 1.0, finite_N=False)) > 5 * tw
+    assert abs(third - ggn_batch_edge(P=P_G, B=B, N=np.inf, noise_var=1.0, finite_N=False)) > 5 * tw
 
 
 def test_additive_reading_formula_and_why_it_fails_for_the_ggn():
     P, B, k = 400, 400, 16  # γ = 1; k seeded draws so that means resolve the two predictions
     sigma2, lam = 1.0, 6.0
     G, _ = _population(P, (lam,), sigma2, seed=12)
-    gamma = ggn_ratio(P, B, np.inf)
-    pred_add = ggn_outlier_additive_noise(lam, P, B, np.inf, sigma2)
-    pred_bs = ggn_batch_outlier(lam, P, B, np.inf, sigma2)
+    gamma = ggn_ratio(P=P, B=B, N=np.inf)
+    pred_add = ggn_outlier_additive_noise(lam, P=P, B=B, N=np.inf, noise_var=sigma2)
+    pred_bs = ggn_batch_outlier(lam, P=P, B=B, N=np.inf, noise_var=sigma2)
     assert pred_add == pytest.approx(lam + gamma * sigma2**2 / (lam - sigma2 * (1 + gamma)))
     rng = np.random.default_rng(13)
     # (a) the additive formula is right for its own model: G + σ²(W − I), W white Wishart
@@ -181,19 +183,19 @@ def test_additive_reading_formula_and_why_it_fails_for_the_ggn():
 
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="B"):
-        ggn_batch_outlier(5.0, 100, 0, 1000, 1.0)
+        ggn_batch_outlier(5.0, P=100, B=0, N=1000, noise_var=1.0)
     with pytest.raises(ValueError, match="B"):
-        ggn_batch_outlier(5.0, 100, 2000, 1000, 1.0)
+        ggn_batch_outlier(5.0, P=100, B=2000, N=1000, noise_var=1.0)
     with pytest.raises(ValueError, match="N"):
-        ggn_batch_overlap(5.0, 100, 10, 0, 1.0)
-    with pytest.raises(ValueError, match="sigma2"):
-        ggn_batch_outlier(5.0, 100, 10, 1000, -1.0)
+        ggn_batch_overlap(5.0, P=100, B=10, N=0, noise_var=1.0)
+    with pytest.raises(ValueError, match="noise_var"):
+        ggn_batch_outlier(5.0, P=100, B=10, N=1000, noise_var=-1.0)
     with pytest.raises(ValueError, match="lam"):
-        ggn_batch_outlier(0.5, 100, 10, 1000, 1.0)
+        ggn_batch_outlier(0.5, P=100, B=10, N=1000, noise_var=1.0)
     with pytest.raises(ValueError, match="gamma"):
-        spiked_wishart_outlier(3.0, -0.5)
+        spiked_wishart_outlier(3.0, gamma=-0.5)
     with pytest.raises(ValueError, match="ell"):
-        spiked_wishart_overlap(-3.0, 0.5)
+        spiked_wishart_overlap(-3.0, gamma=0.5)
     with pytest.raises(ValueError, match="exactly one"):
         batch_ggn_model(10)
     with pytest.raises(ValueError, match="B"):
@@ -202,27 +204,41 @@ def test_bad_inputs_raise():
         batch_ggn_model(5, G_full=-np.eye(3))
     with pytest.raises(ValueError, match="N"):
         per_sample_ggn_vectors(np.eye(5), 3)
+    with pytest.raises(TypeError, match="N .*integer"):
+        per_sample_ggn_vectors(np.eye(2), 5.0)
+    with pytest.raises(TypeError, match="B .*integer"):
+        batch_ggn_model(2.5, G_full=np.eye(3))
+    with pytest.raises(TypeError, match="noise_var"):
+        ggn_batch_outlier(5.0, P=100, B=10, N=1000, noise_var="1")
+    with pytest.raises(ValueError, match="P .*whole number"):
+        ggn_batch_outlier(5.0, P=0.5, B=10, N=1000, noise_var=1.0)
+    with pytest.raises(TypeError, match="positional"):
+        ggn_batch_outlier(5.0, 100, 10, 1000, 1.0)
     with pytest.raises(ValueError, match="P must be <= N"):
-        ggn_batch_edge(100, 10, 50, 1.0)
+        ggn_batch_edge(P=100, B=10, N=50, noise_var=1.0)
     with pytest.raises(ValueError, match="P must be <= N .*finite_N=False"):
-        ggn_batch_outlier(5.0, 100, 10, 50, 1.0)
+        ggn_batch_outlier(5.0, P=100, B=10, N=50, noise_var=1.0)
     with pytest.raises(ValueError, match="P must be <= N"):
-        ggn_batch_overlap(5.0, 100, 10, 50, 1.0)
-    with pytest.raises(ValueError, match="sigma2"):
-        ggn_batch_edge(10, 10, 50, 0.0)
+        ggn_batch_overlap(5.0, P=100, B=10, N=50, noise_var=1.0)
+    with pytest.raises(ValueError, match="noise_var"):
+        ggn_batch_edge(P=10, B=10, N=50, noise_var=0.0)
 
 
 def test_edges_and_limits_by_hand():
     # B = N: no noise, the edge is the bulk level and outliers stay put
-    assert ggn_batch_edge(100, 1000, 1000, 2.0) == pytest.approx(2.0)
-    assert ggn_batch_edge(100, 950, 1000, 1.0) == pytest.approx(1000 / 950)  # atom: N − B < P
-    assert ggn_batch_edge(100, 500, 1000, 1.0) == pytest.approx((np.sqrt(0.9) + np.sqrt(0.1)) ** 2)
+    assert ggn_batch_edge(P=100, B=1000, N=1000, noise_var=2.0) == pytest.approx(2.0)
+    # atom: N − B < P
+    assert ggn_batch_edge(P=100, B=950, N=1000, noise_var=1.0) == pytest.approx(1000 / 950)
+    wachter = (np.sqrt(0.9) + np.sqrt(0.1)) ** 2
+    assert ggn_batch_edge(P=100, B=500, N=1000, noise_var=1.0) == pytest.approx(wachter)
     mp_edge = (1 + np.sqrt(2)) ** 2  # γ = 100/50
-    assert ggn_batch_edge(100, 50, np.inf, 1.0, finite_N=False) == pytest.approx(mp_edge)
-    assert ggn_batch_outlier(5.0, 100, 1000, 1000, 1.0) == pytest.approx(5.0)
-    assert ggn_batch_overlap(5.0, 100, 1000, 1000, 1.0) == pytest.approx(1.0)
+    edge = ggn_batch_edge(P=100, B=50, N=np.inf, noise_var=1.0, finite_N=False)
+    assert edge == pytest.approx(mp_edge)
+    assert ggn_batch_outlier(5.0, P=100, B=1000, N=1000, noise_var=1.0) == pytest.approx(5.0)
+    assert ggn_batch_overlap(5.0, P=100, B=1000, N=1000, noise_var=1.0) == pytest.approx(1.0)
     # the additive reading's threshold is σ²(1 + γ + √γ): below it, the MP edge
-    assert ggn_outlier_additive_noise(3.0, 100, 50, np.inf, 1.0) == pytest.approx(mp_edge)
+    add = ggn_outlier_additive_noise(3.0, P=100, B=50, N=np.inf, noise_var=1.0)
+    assert add == pytest.approx(mp_edge)
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -244,16 +260,16 @@ def test_ggn_outlier_properties(ratio, sigma2, P, N, data):
     B2 = data.draw(st.integers(B1, N))
 
     def out(B):
-        return ggn_batch_outlier(lam, P, B, N, sigma2, finite_N=finite_N)
+        return ggn_batch_outlier(lam, P=P, B=B, N=N, noise_var=sigma2, finite_N=finite_N)
 
     def ov(B):
-        return ggn_batch_overlap(lam, P, B, N, sigma2, finite_N=finite_N)
+        return ggn_batch_overlap(lam, P=P, B=B, N=N, noise_var=sigma2, finite_N=finite_N)
 
     l1, l2 = out(B1), out(B2)
     assert l1 >= lam * (1 - 1e-12)  # batching only pushes the top eigenvalue out
     assert l2 <= l1 * (1 + 1e-12)  # monotone in B
     # never inside the bulk: at least its edge, and exactly the edge when there is no outlier
-    edge = ggn_batch_edge(P, B1, N, sigma2, finite_N=finite_N)
+    edge = ggn_batch_edge(P=P, B=B1, N=N, noise_var=sigma2, finite_N=finite_N)
     assert l1 >= edge * (1 - 1e-9)
     o1, o2 = ov(B1), ov(B2)
     if o1 == 0.0:
@@ -262,7 +278,7 @@ def test_ggn_outlier_properties(ratio, sigma2, P, N, data):
         assert out(N) == pytest.approx(lam)
     assert 0.0 <= o1 <= o2 + 1e-12 and o2 <= 1.0
     if not finite_N:  # the leading-order sample-covariance shift is never below the additive one
-        assert l1 >= ggn_outlier_additive_noise(lam, P, B1, N, sigma2) * (1 - 1e-12)
+        assert l1 >= ggn_outlier_additive_noise(lam, P=P, B=B1, N=N, noise_var=sigma2) * (1 - 1e-12)
 
 
 @pytest.mark.parametrize("lam", [1.0, 2.2, 3.0, 8.0])
@@ -282,13 +298,13 @@ def test_finite_N_outlier_and_overlap_match_without_replacement_batches(lam):
     # standard errors of the k-draw means, plus the Tracy–Widom scale for the edge's offset
     tol = 5 * np.std(tops, ddof=1) / np.sqrt(k) + _johnstone_scale(P, B)
     tol_ov = 5 * np.std(ovs, ddof=1) / np.sqrt(k) + 0.01
-    pred = ggn_batch_outlier(lam, P, B, N, 1.0)
+    pred = ggn_batch_outlier(lam, P=P, B=B, N=N, noise_var=1.0)
     if lam == 1.0:
-        assert pred == ggn_batch_edge(P, B, N, 1.0)
+        assert pred == ggn_batch_edge(P=P, B=B, N=N, noise_var=1.0)
     assert abs(top - pred) < tol, (top, pred, tol)
-    assert abs(ov - ggn_batch_overlap(lam, P, B, N, 1.0)) < tol_ov
-    lead = ggn_batch_outlier(lam, P, B, N, 1.0, finite_N=False)
-    lead_ov = ggn_batch_overlap(lam, P, B, N, 1.0, finite_N=False)
+    assert abs(ov - ggn_batch_overlap(lam, P=P, B=B, N=N, noise_var=1.0)) < tol_ov
+    lead = ggn_batch_outlier(lam, P=P, B=B, N=N, noise_var=1.0, finite_N=False)
+    lead_ov = ggn_batch_overlap(lam, P=P, B=B, N=N, noise_var=1.0, finite_N=False)
     if lam <= 2.2:
         assert abs(top - lead) > tol  # the leading order's MP edge is far above the bulk
     if 2.2 <= lam <= 3.0:

@@ -116,7 +116,7 @@ def test_wigner_simulation_matches_semicircle_and_edge():
     n, sigma = 2000, 1.4
     eigs = np.linalg.eigvalsh(wigner(n, sigma, seed=11))
     # Eigenvalues are rigid: the Kolmogorov distance to the limit law is ~3–4/N (measured
-    # N·KS ≤ 4.1 over 30 GOE draws, RMT_NOTES §7.2), so 10/N fails only on a real error.
+    # N·KS ≤ 4.1 over 30 GOE draws at N = 250 and 1000), so 10/N fails only on a real error.
     assert _ks(eigs, lambda x: laws.semicircle_cdf(x, sigma)) < 10 / n
     # λ_max − 2σ = σN^(−2/3)·TW₁ (mean −1.2, sd 1.3): 5σN^(−2/3) is ≈ 3 sd beyond the mean.
     assert abs(eigs[-1] - laws.semicircle_edge(sigma)) < 5 * laws.edge_fluctuation_scale(n, sigma)
@@ -164,7 +164,7 @@ def test_tracy_widom_cdf_reproduces_published_moments_and_quantiles():
         m2 = s[-1] ** 2 - np.trapezoid(2 * s * f, s)
         assert m1 == pytest.approx(mean, abs=1e-3)
         assert np.sqrt(m2 - m1**2) == pytest.approx(sd, abs=1e-3)
-    # Quantiles tabulated by Bornemann (2010) and in the TracyWidom package (RMT_NOTES §7.1).
+    # Quantiles tabulated by Bornemann (2010, Table 5) and in the TracyWidom package.
     np.testing.assert_allclose(
         laws.tracy_widom_cdf([-3.180, 0.979, 2.023], 1), [0.05, 0.95, 0.99], atol=2e-4
     )
@@ -180,7 +180,8 @@ def test_goe_edge_fluctuations_follow_tw1():
             for k in range(draws)
         ]
     )
-    # Finite-N bias of the mean is ≈ −0.1 at N = 100–150 (RMT_NOTES §7.1: −1.33 at N = 100);
+    # Finite-N bias of the mean is ≈ −0.1 at N = 100–150 (the GOE tridiagonal model gives a
+    # mean of −1.33 at N = 100 and −1.22 at N = 1000 over 2000 draws);
     # sampling sd of the mean is 1.27/√300 ≈ 0.073, of the sd ≈ 1.27/√600 ≈ 0.052.
     assert rescaled.mean() == pytest.approx(
         laws.TW1_MEAN, abs=0.15 + 4 * laws.TW1_SD / np.sqrt(draws)
@@ -241,3 +242,64 @@ def test_bad_input_raises():
         laws.edge_fluctuation_scale(0)
     with pytest.raises(ValueError, match="beta"):
         laws.tracy_widom_cdf(0.0, beta=4)
+    with pytest.raises(TypeError, match="sigma"):
+        laws.semicircle_pdf(0.0, sigma="2")
+    with pytest.raises(TypeError, match="x"):
+        laws.semicircle_cdf("0.5")
+    with pytest.raises(TypeError, match="q"):
+        laws.mp_pdf(1.0, q=True)
+    with pytest.raises(TypeError, match="nodes"):
+        laws.tracy_widom_cdf(0.0, nodes=60.5)
+    with pytest.raises(TypeError, match="z"):
+        laws.semicircle_stieltjes("1j")
+
+
+# Left tails for s → −∞, published with their constants: F₂(s) ≈ τ₂|s|^(−1/8)e^(−|s|³/12)
+# (1 + 3/(64|s|³)) (Deift, Its & Krasovsky 2008) and F₁(s) ≈ τ₁|s|^(−1/16)
+# e^(−|s|³/24 − |s|^(3/2)/(3√2)) (Baik, Buckingham & DiFranco 2008), with ζ′(−1) =
+# 1/12 − log(Glaisher–Kinkelin A), A = 1.2824271291006226.
+_ZP = 1 / 12 - np.log(1.2824271291006226)
+
+
+def _tw_left_tail(s, beta):
+    a = -np.asarray(s, dtype=float)
+    if beta == 2:
+        return 2 ** (1 / 24) * np.exp(_ZP) * a ** (-1 / 8) * np.exp(-(a**3) / 12) * (
+            1 + 3 / (64 * a**3)
+        )
+    return 2 ** (-11 / 48) * np.exp(_ZP / 2) * a ** (-1 / 16) * np.exp(
+        -(a**3) / 24 - a**1.5 / (3 * np.sqrt(2))
+    )
+
+
+@pytest.mark.parametrize("beta", [1, 2])
+def test_tracy_widom_cdf_is_monotone_and_vanishes_in_the_far_left_tail(beta):
+    # The quadrature interval used to be (s, s + 16), which for s < −8 misses where the Airy
+    # kernel lives: F₁(−30) came out as 0.135 and the CDF fell as s decreased.
+    s = np.linspace(-40.0, 10.0, 2001)
+    f = laws.tracy_widom_cdf(s, beta)
+    assert np.all(np.diff(f) >= 0.0)
+    assert f[0] == 0.0 and laws.tracy_widom_cdf(-30.0, beta) < 1e-300
+    assert f[-1] == pytest.approx(1.0, abs=1e-9)  # 1 − F₁(10) ≈ 2e−11
+
+
+@pytest.mark.parametrize("beta", [1, 2])
+def test_tracy_widom_determinant_approaches_the_published_left_tails(beta):
+    # The tails' next terms are c·|s|^(−3/2) (β = 1) and O(|s|^(−6)) (β = 2): the Fredholm
+    # determinant (used for s ≥ −7) must approach them at exactly that rate.
+    s = np.array([-4.0, -5.0, -6.0, -7.0])
+    rel = laws.tracy_widom_cdf(s, beta) / _tw_left_tail(s, beta) - 1
+    if beta == 1:
+        c = rel * (-s) ** 1.5
+        assert np.all(np.abs(c - c.mean()) < 0.1 * abs(c.mean())), c
+        assert 0.01 < abs(c.mean()) < 0.1
+    else:
+        assert np.all(np.abs(rel) * s**6 < 1.0), rel * s**6
+
+
+@pytest.mark.parametrize("beta, rtol", [(1, 2e-3), (2, 1e-5)])
+def test_tracy_widom_cdf_below_minus_7_follows_the_tail(beta, rtol):
+    # Below s = −7 the tail formula, continued from the determinant at s = −7, is used; it
+    # stays within the tails' relative error at s = −7 of the published formula.
+    s = np.array([-7.5, -10.0, -12.0, -20.0])
+    assert laws.tracy_widom_cdf(s, beta) == pytest.approx(_tw_left_tail(s, beta), rel=rtol)

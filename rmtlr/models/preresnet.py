@@ -8,6 +8,9 @@ Depth d = 6n + 2 with n basic blocks per stage and widths 16, 32, 64; PreResNet-
 from __future__ import annotations
 
 from rmtlr.models.resnet import PreActResNet
+from rmtlr.rmt.validation import positive_int
+
+__all__ = ["PreResNet"]
 
 
 class PreResNet(PreActResNet):
@@ -15,10 +18,21 @@ class PreResNet(PreActResNet):
 
     Parameters
     ----------
-    depth: 6n + 2 (20, 32, 56, 110, ...). num_classes: output classes.
+    depth : int
+        Total depth, of the form 6n + 2 with n ≥ 1 (8, 20, 32, 56, 110, ...).
+    num_classes : int
+        Number of output classes, an integer ≥ 1.
+
+    Raises
+    ------
+    TypeError
+        If ``depth`` or ``num_classes`` is not an integer.
+    ValueError
+        If ``depth`` is not 6n + 2 or ``num_classes`` < 1.
     """
 
-    def __init__(self, depth: int = 110, num_classes: int = 100):
+    def __init__(self, depth: int = 110, num_classes: int = 100) -> None:
+        depth = positive_int("depth", depth)
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth must be 6n + 2 with n >= 1 (8, 20, 32, 56, 110), got {depth}")
         super().__init__((16, 16, 32, 64), (depth - 2) // 6, num_classes)

@@ -11,9 +11,55 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rmtlr.rmt.validation import positive_int, real
+
+__all__ = ["PreActBlock", "PreActResNet", "check_dropout"]
+
+
+def check_dropout(dropout: float) -> float:
+    """Check a dropout probability: a real number in [0, 1).
+
+    Parameters
+    ----------
+    dropout : float
+        The probability.
+
+    Returns
+    -------
+    float
+        ``dropout`` as a float.
+
+    Raises
+    ------
+    TypeError
+        If ``dropout`` is not a single real number.
+    ValueError
+        If ``dropout`` is not in [0, 1).
+    """
+    p = real("dropout", dropout)
+    if p.ndim != 0:
+        raise TypeError(f"dropout must be a single number, got {dropout!r}")
+    if not 0 <= float(p) < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    return float(p)
+
 
 class PreActBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float = 0.0):
+    """Pre-activation basic block: BN-ReLU-conv3×3, (dropout,) BN-ReLU-conv3×3, plus skip.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    c_out : int
+        Output channels.
+    stride : int
+        Stride of the first convolution (and of the projection shortcut).
+    dropout : float
+        Dropout probability between the two convolutions, in [0, 1).
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
@@ -24,7 +70,19 @@ class PreActBlock(nn.Module):
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to a batch of feature maps.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: feature maps (batch, c_in, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            Feature maps (batch, c_out, H/stride, W/stride).
+        """
         o = torch.relu(self.bn1(x))
         # The projection shortcut takes the pre-activated input, as in the authors' code.
         skip = x if self.shortcut is None else self.shortcut(o)
@@ -33,11 +91,33 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet(nn.Module):
-    """Stem of width ``widths[0]``, then ``blocks_per_stage`` blocks at each of ``widths[1:]``."""
+    """Stem of width ``widths[0]``, then ``blocks_per_stage`` blocks at each of ``widths[1:]``.
+
+    Parameters
+    ----------
+    widths : tuple of int
+        Stem width and the widths of the three stages.
+    blocks_per_stage : int
+        Basic blocks per stage, an integer ≥ 1.
+    num_classes : int
+        Number of outputs, an integer ≥ 1.
+    dropout : float
+        Dropout probability inside each block, in [0, 1).
+
+    Raises
+    ------
+    TypeError
+        If a size is not an integer or ``dropout`` not a real number.
+    ValueError
+        If a size is < 1 or ``dropout`` is not in [0, 1).
+    """
 
     def __init__(self, widths: tuple[int, int, int, int], blocks_per_stage: int,
-                 num_classes: int, dropout: float = 0.0):
+                 num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
+        blocks_per_stage = positive_int("blocks_per_stage", blocks_per_stage)
+        num_classes = positive_int("num_classes", num_classes)
+        dropout = check_dropout(dropout)
         self.conv = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         blocks: list[nn.Module] = []
         c_in = widths[0]
@@ -53,6 +133,18 @@ class PreActResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map a batch of images to logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: images (batch, 3, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (batch, num_classes).
+        """
         o = torch.relu(self.bn(self.blocks(self.conv(x))))
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(o, 1), 1))

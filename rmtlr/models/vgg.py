@@ -8,7 +8,13 @@ this has P = 15,291,300 parameters, the number quoted in the paper.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from rmtlr.models.resnet import check_dropout
+from rmtlr.rmt.validation import positive_int
+
+__all__ = ["VGG16", "VGG16_CFG"]
 
 #: Configuration "D" of Simonyan & Zisserman (2015): channels, with "M" for a 2×2 max-pool.
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -19,15 +25,29 @@ class VGG16(nn.Module):
 
     Parameters
     ----------
-    num_classes: output classes (> 0).
-    batch_norm: insert BatchNorm after every convolution (the paper's "VGG-16-BN").
-    dropout: dropout probability in the classifier, in [0, 1).
+    num_classes : int
+        Number of output classes, an integer ≥ 1.
+    batch_norm : bool
+        Insert BatchNorm after every convolution (the paper's "VGG-16-BN").
+    dropout : float
+        Dropout probability in the classifier, in [0, 1).
+
+    Raises
+    ------
+    TypeError
+        If ``num_classes`` is not an integer, ``batch_norm`` not a bool or ``dropout``
+        not a real number.
+    ValueError
+        If ``num_classes`` < 1 or ``dropout`` is not in [0, 1).
     """
 
-    def __init__(self, num_classes: int = 100, batch_norm: bool = False, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 100, batch_norm: bool = False,
+                 dropout: float = 0.5) -> None:
         super().__init__()
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        num_classes = positive_int("num_classes", num_classes)
+        if not isinstance(batch_norm, bool):
+            raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+        dropout = check_dropout(dropout)
         layers: list[nn.Module] = []
         c_in = 3
         for v in VGG16_CFG:
@@ -51,5 +71,17 @@ class VGG16(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map a batch of images to logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The batch: images (batch, 3, 32, 32).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (batch, num_classes).
+        """
         return self.classifier(self.features(x).flatten(1))

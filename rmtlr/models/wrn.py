@@ -7,6 +7,9 @@ WRN-28-10 on CIFAR-100 has about 36.5 M parameters (Zagoruyko & Komodakis 2016, 
 from __future__ import annotations
 
 from rmtlr.models.resnet import PreActResNet
+from rmtlr.rmt.validation import positive_int
+
+__all__ = ["WideResNet"]
 
 
 class WideResNet(PreActResNet):
@@ -14,16 +17,29 @@ class WideResNet(PreActResNet):
 
     Parameters
     ----------
-    depth: total depth, of the form 6n + 4 (e.g. 28, 16, 10).
-    width: widening factor k ≥ 1.
-    num_classes: output classes. dropout: dropout between the two convolutions of a block.
+    depth : int
+        Total depth, of the form 6n + 4 with n ≥ 1 (10, 16, 22, 28, ...).
+    width : int
+        Widening factor k ≥ 1.
+    num_classes : int
+        Number of output classes, an integer ≥ 1.
+    dropout : float
+        Dropout between the two convolutions of a block, in [0, 1).
+
+    Raises
+    ------
+    TypeError
+        If a size is not an integer or ``dropout`` not a real number.
+    ValueError
+        If ``depth`` is not 6n + 4, ``width`` or ``num_classes`` < 1, or ``dropout`` is
+        not in [0, 1).
     """
 
     def __init__(self, depth: int = 28, width: int = 10, num_classes: int = 100,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0) -> None:
+        depth = positive_int("depth", depth)
+        width = positive_int("width", width)
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
         super().__init__((16, 16 * width, 32 * width, 64 * width), (depth - 4) // 6,
                          num_classes, dropout)

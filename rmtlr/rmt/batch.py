@@ -1,44 +1,59 @@
-"""The batch-noise scale and the main theorem (Theorem 4) of Granziol, Zohren & Roberts (2022).
+r"""The batch-noise scale and the main theorem (Theorem 4) of Granziol, Zohren & Roberts (2022).
 
 Notation: ``N`` training samples, ``B`` batch size, ``P`` parameters, ``sigma_eps`` the
-root-mean-square standard deviation of one entry of the per-sample Hessian, so that the
-noise matrix ε = H_batch − H_emp has entries of variance σ_ε²/𝔟 (Eqs. 6–7).
+root-mean-square standard deviation σ_ε of one entry of the per-sample Hessian. The batch
+Hessian is H_batch = H_emp + ε, and the noise matrix ε has entries of variance σ_jk²/𝔟
+with the effective batch size 1/𝔟 = 1/B − 1/N (Eqs. 6–7). Its spectrum is a semicircle of
+radius 2σ with σ² = (P/𝔟)σ_ε² (Theorem 3), exactly when every row of the variance field
+has the same mean (otherwise see :mod:`rmtlr.rmt.dyson`).
+
+Every function taking several of P, B, N, σ_ε takes them by keyword, so that they cannot
+be swapped silently. B is a real number in the formulas (curves over fine grids of B are
+allowed); P and N must be whole numbers, N may be ``numpy.inf`` (fresh samples every step,
+Remark 6).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
-from rmtlr.rmt.ensembles import as_generator
+import numpy as np
+from numpy.typing import ArrayLike
+
+from rmtlr.rmt.ensembles import Seed, as_generator
+from rmtlr.rmt.validation import (
+    finite,
+    nonnegative,
+    positive,
+    positive_int,
+    real,
+    scalar_or_array,
+    whole_number,
+)
 
 __all__ = [
     "batch_noise_model",
     "batch_noise_scale",
     "batch_outlier",
     "effective_batch_size",
-    "hessian_variance",
+    "entry_variance",
     "overlap",
     "without_replacement_factor",
 ]
 
 
-def _as_positive(name: str, value, *, allow_inf: bool = False) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} must be a positive number, got NaN")
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not allow_inf and np.any(np.isinf(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
+def _batch_and_samples(B: ArrayLike, N: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    B = positive("B (batch size)", B)
+    N = whole_number("N (number of samples)", N, allow_inf=True)
+    if np.any(B > N):
+        raise ValueError(
+            f"B (batch size) must satisfy 0 < B <= N; got B={B.max():g} > N={N.min():g}"
+        )
+    return B, N
 
 
-def _out(x: np.ndarray):
-    return float(x) if np.ndim(x) == 0 else x
-
-
-def effective_batch_size(B, N):
-    r"""Effective batch size 𝔟 = B / (1 − B/N), i.e. 1/𝔟 = 1/B − 1/N (Eq. 7).
+def effective_batch_size(B: ArrayLike, N: ArrayLike) -> float | np.ndarray:
+    r"""Effective batch size 𝔟 = B/(1 − B/N), i.e. 1/𝔟 = 1/B − 1/N (Eq. 7).
 
     Sampling ``B`` of ``N`` samples without replacement gives a noise variance
     proportional to 1/B − 1/N; ``B = N`` gives 𝔟 = ∞ (no noise), and ``N = inf`` (fresh
@@ -46,46 +61,96 @@ def effective_batch_size(B, N):
 
     Parameters
     ----------
-    B: batch size(s), 0 < B ≤ N.
-    N: number of training samples (may be ``numpy.inf``).
+    B : array_like
+        Batch size(s), 0 < B ≤ N (real numbers are allowed, for curves over B).
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
 
     Returns
     -------
-    float or ndarray: 𝔟 (``inf`` where B = N).
+    float or numpy.ndarray
+        𝔟 (``inf`` where B = N).
+
+    Raises
+    ------
+    TypeError
+        If ``B`` or ``N`` is not real (a string, a bool, ...).
+    ValueError
+        If ``B`` is not finite and > 0, ``N`` is not a whole number ≥ 1 or ∞, or B > N.
+
+    Examples
+    --------
+    >>> effective_batch_size(100, 200)  # 1/𝔟 = 1/100 − 1/200
+    200.0
+    >>> effective_batch_size(128, float("inf")), effective_batch_size(50, 50)
+    (128.0, inf)
     """
-    B = _as_positive("B (batch size)", B)
-    N = _as_positive("N (number of samples)", N, allow_inf=True)
-    if np.any(B > N):
-        raise ValueError(f"B (batch size) must satisfy 0 < B <= N; got B={B.max():g} > N={N.min():g}")
+    B, N = _batch_and_samples(B, N)
     with np.errstate(divide="ignore"):
         inv = 1.0 / B - 1.0 / N
         eff = np.where(inv > 0, 1.0 / np.where(inv > 0, inv, 1.0), np.inf)
-    return _out(eff)
+    return scalar_or_array(eff)
 
 
-def batch_noise_scale(P, B, N, sigma_eps):
-    r"""Semicircle scale of the batch noise, σ = sqrt(P/𝔟)·σ_ε (Sec. 3, Thm 3–4).
+def _sigma_eps(sigma_eps: ArrayLike) -> np.ndarray:
+    return nonnegative("sigma_eps (per-entry Hessian noise σ_ε)", sigma_eps)
 
-    The spectrum of ε tends to a semicircle on [−2σ, 2σ].
+
+def batch_noise_scale(
+    *, P: ArrayLike, B: ArrayLike, N: ArrayLike, sigma_eps: ArrayLike
+) -> float | np.ndarray:
+    r"""Semicircle scale of the batch noise, σ = sqrt(P/𝔟)·σ_ε (Theorems 3–4).
+
+    The spectrum of ε tends to a semicircle on [−2σ, 2σ], and σ is also the BBP threshold
+    of Theorem 4: a full-data eigenvalue |λ| > σ stays an outlier.
+
+    Parameters
+    ----------
+    P : array_like
+        Number of parameters, a whole number ≥ 1.
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    sigma_eps : array_like
+        Per-entry standard deviation σ_ε ≥ 0 of the per-sample Hessian.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        σ = sqrt(P/𝔟)·σ_ε (0 at B = N).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If an argument is out of range (see :func:`effective_batch_size`; P must be a whole
+        number ≥ 1, σ_ε finite and ≥ 0).
+
+    Examples
+    --------
+    >>> batch_noise_scale(P=10_000, B=100, N=float("inf"), sigma_eps=0.02)
+    0.2
     """
-    P = _as_positive("P (number of parameters)", P)
-    sigma_eps = np.asarray(sigma_eps, dtype=float)
-    if np.any(~np.isfinite(sigma_eps)) or np.any(sigma_eps < 0):
-        raise ValueError(f"sigma_eps must be finite and >= 0, got {sigma_eps!r}")
+    P = whole_number("P (number of parameters)", P)
+    sigma_eps = _sigma_eps(sigma_eps)
     eff = np.asarray(effective_batch_size(B, N), dtype=float)
-    return _out(np.sqrt(P / eff) * sigma_eps)
+    return scalar_or_array(np.sqrt(P / eff) * sigma_eps)
 
 
-def _eigenvalue_and_noise_scale(lam, P, B, N, sigma_eps):
-    """Validated λ and the semicircle scale s = sqrt(P/𝔟)·σ_ε, broadcast together."""
-    lam = np.asarray(lam, dtype=float)
-    if np.any(~np.isfinite(lam)):
-        raise ValueError("lam (eigenvalue) must be finite")
-    s = np.asarray(batch_noise_scale(P, B, N, sigma_eps), dtype=float)
+def _eigenvalue_and_noise_scale(
+    lam: ArrayLike, P: ArrayLike, B: ArrayLike, N: ArrayLike, sigma_eps: ArrayLike
+) -> list[np.ndarray]:
+    """Validate λ and broadcast it with the semicircle scale s = sqrt(P/𝔟)·σ_ε."""
+    lam = finite("lam (eigenvalue)", lam)
+    s = np.asarray(batch_noise_scale(P=P, B=B, N=N, sigma_eps=sigma_eps), dtype=float)
     return np.broadcast_arrays(lam, s)
 
 
-def batch_outlier(lam, P, B, N, sigma_eps):
+def batch_outlier(
+    lam: ArrayLike, *, P: ArrayLike, B: ArrayLike, N: ArrayLike, sigma_eps: ArrayLike
+) -> float | np.ndarray:
     r"""Theorem 4: where a full-data Hessian eigenvalue λ moves in the batch Hessian.
 
     With σ² = (P/𝔟)·σ_ε²,
@@ -97,24 +162,51 @@ def batch_outlier(lam, P, B, N, sigma_eps):
 
     the sign of the edge being the sign of λ (λ = 0 maps to the upper edge). Positive
     outliers move up, negative ones down (λ'_P in the theorem). As B → N, 𝔟 → ∞ and
-    λ' → λ.
+    λ' → λ. A finite-P outlier fluctuates with sd sqrt(2σ²(1 − σ²/λ²)/P).
 
     Parameters
     ----------
-    lam: full-data eigenvalue(s) λ (any sign).
-    P: number of parameters.
-    B, N: batch size and number of samples (0 < B ≤ N).
-    sigma_eps: root-mean-square per-entry standard deviation of the per-sample Hessian.
+    lam : array_like
+        Full-data eigenvalue(s) λ, any sign.
+    P : array_like
+        Number of parameters, a whole number ≥ 1.
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    sigma_eps : array_like
+        Per-entry standard deviation σ_ε ≥ 0 of the per-sample Hessian.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        λ', broadcast over the arguments.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If ``lam`` is not finite or another argument is out of range (see
+        :func:`batch_noise_scale`).
+
+    Examples
+    --------
+    >>> # σ = sqrt(10⁴/100)·0.02 = 0.2: λ = 1 moves to 1 + 0.2²/1
+    >>> batch_outlier(1.0, P=10_000, B=100, N=float("inf"), sigma_eps=0.02)
+    1.04
+    >>> batch_outlier(0.1, P=10_000, B=100, N=float("inf"), sigma_eps=0.02)  # the edge 2σ
+    0.4
     """
     lam, s = _eigenvalue_and_noise_scale(lam, P, B, N, sigma_eps)
     above = np.abs(lam) > s
     with np.errstate(divide="ignore", invalid="ignore"):
         moved = lam + s**2 / np.where(lam == 0, 1.0, lam)
     edge = np.where(lam < 0, -2.0 * s, 2.0 * s)
-    return _out(np.where(above, moved, edge))
+    return scalar_or_array(np.where(above, moved, edge))
 
 
-def without_replacement_factor(B, N):
+def without_replacement_factor(B: ArrayLike, N: ArrayLike) -> float | np.ndarray:
     r"""Exact variance factor of a batch mean drawn without replacement (Eq. 6).
 
     .. math:: f(B, N) = \frac1B - \frac{B-1}{B(N-1)} = \frac{N-B}{B(N-1)}
@@ -124,20 +216,39 @@ def without_replacement_factor(B, N):
     the N samples (normalised by N). Equivalently f·Var_i = Var_i^{(N−1)}/𝔟 with the
     variance normalised by N − 1, which makes Theorem 4's 1/𝔟 exact. ``N = inf`` gives
     1/B (fresh samples, Remark 6); B = N gives 0; N = 1 forces B = 1 and gives 0.
+
+    Parameters
+    ----------
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        f(B, N).
+
+    Raises
+    ------
+    TypeError
+        If ``B`` or ``N`` is not real.
+    ValueError
+        If ``B`` or ``N`` is out of range (see :func:`effective_batch_size`).
+
+    Examples
+    --------
+    >>> round(without_replacement_factor(10, 100), 6)  # (100 − 10)/(10·99)
+    0.090909
     """
-    B = _as_positive("B (batch size)", B)
-    N = _as_positive("N (number of samples)", N, allow_inf=True)
-    if np.any(B > N):
-        raise ValueError(
-            f"B (batch size) must satisfy 0 < B <= N; got B={B.max():g} > N={N.min():g}"
-        )
+    B, N = _batch_and_samples(B, N)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(np.isinf(N), 1.0 / B, (N - B) / (B * np.where(N > 1, N - 1.0, 1.0)))
-    return _out(f)
+    return scalar_or_array(f)
 
 
-def _check_symmetric(name: str, M) -> np.ndarray:
-    M = np.asarray(M, dtype=float)
+def _check_symmetric(name: str, M: ArrayLike) -> np.ndarray:
+    M = real(name, M)
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
         raise ValueError(f"{name} must be a square P×P matrix, got shape {M.shape}")
     if not np.all(np.isfinite(M)):
@@ -154,7 +265,16 @@ def _symmetric_gaussian(P: int, rng: np.random.Generator) -> np.ndarray:
     return g + np.triu(g, 1).T
 
 
-def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=None, seed=None):
+def batch_noise_model(
+    H_emp: ArrayLike,
+    B: float,
+    N: float,
+    sigma_eps: float | None = None,
+    *,
+    profile: ArrayLike | None = None,
+    per_sample: ArrayLike | Callable[[int], ArrayLike] | None = None,
+    seed: Seed = None,
+) -> np.ndarray:
     r"""Sample a batch Hessian H_batch = H_emp + ε (Eqs. 4–7).
 
     Exactly one noise source is given:
@@ -177,14 +297,41 @@ def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=N
 
     Parameters
     ----------
-    H_emp: P×P symmetric full-data Hessian.
-    B: batch size, 0 < B ≤ N (an integer in the per-sample mode).
-    N: number of training samples (``numpy.inf`` allowed in the Gaussian mode: Remark 6).
-    seed: int, Generator or None (see :func:`rmtlr.rmt.ensembles.as_generator`).
+    H_emp : array_like
+        P×P symmetric full-data Hessian.
+    B : float
+        Batch size, 0 < B ≤ N (an integer in the per-sample mode).
+    N : float
+        Number of training samples (``numpy.inf`` allowed in the Gaussian mode: Remark 6).
+    sigma_eps : float, optional
+        Per-entry standard deviation σ_ε ≥ 0 of the per-sample Hessian.
+    profile : array_like, optional
+        P×P symmetric array of per-sample entry variances σ²_jk ≥ 0.
+    per_sample : array_like or callable, optional
+        N×P×P per-sample Hessians, or a callable ``i -> H_i``.
+    seed : int, numpy.random.Generator or None
+        Randomness (see :func:`rmtlr.rmt.ensembles.as_generator`).
 
     Returns
     -------
-    ndarray: the P×P batch Hessian.
+    numpy.ndarray
+        The P×P batch Hessian.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type (e.g. a non-integer B or N in the per-sample mode).
+    ValueError
+        If not exactly one noise source is given, a matrix is not symmetric or has the
+        wrong shape, the per-sample Hessians do not average to H_emp, or a size is out
+        of range.
+
+    Examples
+    --------
+    >>> H = np.diag([3.0, 0.0, 0.0])
+    >>> Hb = batch_noise_model(H, 4, 4, sigma_eps=0.1, seed=0)  # B = N: no noise
+    >>> bool(np.array_equal(Hb, H))
+    True
     """
     H_emp = _check_symmetric("H_emp", H_emp)
     P = H_emp.shape[0]
@@ -196,10 +343,8 @@ def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=N
     if per_sample is None:
         f = float(without_replacement_factor(B, N))
         if profile is None:
-            sigma_eps = float(sigma_eps)
-            if not np.isfinite(sigma_eps) or sigma_eps < 0:
-                raise ValueError(f"sigma_eps must be finite and >= 0, got {sigma_eps!r}")
-            scale = np.sqrt(f) * sigma_eps
+            sigma = float(_sigma_eps(sigma_eps))
+            scale = np.sqrt(f) * sigma
         else:
             profile = _check_symmetric("profile", profile)
             if profile.shape != H_emp.shape:
@@ -213,18 +358,14 @@ def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=N
             return H_emp.copy()
         return H_emp + scale * _symmetric_gaussian(P, rng)
 
-    if not isinstance(B, (int, np.integer)) or isinstance(B, bool):
-        raise ValueError(f"B (batch size) must be an integer in the per-sample mode, got {B!r}")  # noqa: TRY004 (sizes raise ValueError throughout)
-    if not isinstance(N, (int, np.integer)) or isinstance(N, bool) or N <= 0:
-        raise ValueError(
-            f"N (number of samples) must be a positive integer in the per-sample mode, got {N!r}"
-        )
-    if not 0 < B <= N:
+    B = positive_int("B (batch size) in the per-sample mode", B)
+    N = positive_int("N (number of samples) in the per-sample mode", N)
+    if not B <= N:
         raise ValueError(f"B (batch size) must satisfy 0 < B <= N; got B={B}, N={N}")
     if callable(per_sample):
         get = per_sample
     else:
-        stack = np.asarray(per_sample, dtype=float)
+        stack = real("per_sample", per_sample)
         if stack.shape != (N, P, P):
             raise ValueError(
                 f"per_sample must have shape (N, P, P) = {(N, P, P)}, got {stack.shape}"
@@ -234,7 +375,7 @@ def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=N
         if not np.allclose(mean, H_emp, rtol=1e-8, atol=atol):
             raise ValueError("per_sample must average to H_emp (H_emp = (1/N) Σ_i H_i, Eq. 4)")
         get = stack.__getitem__
-    idx = rng.choice(N, size=int(B), replace=False)
+    idx = rng.choice(N, size=B, replace=False)
     total = np.zeros((P, P))
     for i in idx:
         Hi = np.asarray(get(int(i)), dtype=float)
@@ -244,23 +385,46 @@ def batch_noise_model(H_emp, B, N, sigma_eps=None, *, profile=None, per_sample=N
     return total / B
 
 
-def hessian_variance(per_sample, ddof: int = 1) -> float:
+def entry_variance(per_sample: ArrayLike, *, ddof: int = 1) -> float:
     r"""σ_ε² = mean over entries (j, k) of Var_i[H_i,jk], from N per-sample matrices.
 
     With ``ddof=1`` (normalised by N − 1) Var[ε_jk] = Var_i[H_i,jk]/𝔟 exactly for
     batches drawn without replacement, so this σ_ε² is the one Theorem 4 and
     :func:`batch_outlier` expect; with ``ddof=0`` it is the Var[H_i] of Eq. 6, to be used
-    with :func:`without_replacement_factor`. (The network version, by Hessian-vector
-    products, lives in :mod:`rmtlr.curvature`.)
+    with :func:`without_replacement_factor`. (For a network, where the per-sample
+    Hessians are only available as products,
+    :func:`rmtlr.curvature.hessian_variance` estimates the same quantity.)
 
     Parameters
     ----------
-    per_sample: N×P×P array of per-sample Hessians (N ≥ 2 for ddof=1).
+    per_sample : array_like
+        N×P×P array of per-sample Hessians (N ≥ 2 for ``ddof=1``).
+    ddof : int
+        0 or 1, the variance's delta degrees of freedom.
+
+    Returns
+    -------
+    float
+        σ_ε².
+
+    Raises
+    ------
+    TypeError
+        If ``per_sample`` is not real.
+    ValueError
+        If ``per_sample`` is not N×P×P, not finite or has N ≤ ``ddof``, or ``ddof`` is
+        not 0 or 1.
+
+    Examples
+    --------
+    >>> stack = np.array([np.eye(2), -np.eye(2)])  # entry variances 2, 0, 0, 2 (ddof=1)
+    >>> entry_variance(stack)
+    1.0
     """
-    stack = np.asarray(per_sample, dtype=float)
+    stack = real("per_sample", per_sample)
     if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
         raise ValueError(f"per_sample must be an N×P×P array, got shape {stack.shape}")
-    if ddof not in (0, 1):
+    if isinstance(ddof, bool) or ddof not in (0, 1):
         raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
     if stack.shape[0] <= ddof:
         raise ValueError(f"need N > ddof per-sample matrices, got N={stack.shape[0]}")
@@ -269,17 +433,50 @@ def hessian_variance(per_sample, ddof: int = 1) -> float:
     return float(np.var(stack, axis=0, ddof=ddof).mean())
 
 
-def overlap(lam, P, B, N, sigma_eps):
+def overlap(
+    lam: ArrayLike, *, P: ArrayLike, B: ArrayLike, N: ArrayLike, sigma_eps: ArrayLike
+) -> float | np.ndarray:
     r"""Theorem 10: squared overlap of a batch eigenvector with its full-data eigenvector.
 
     .. math:: |⟨φ'_i, φ_i⟩|^2 = 1 - \frac{P}{𝔟}\frac{σ_ε^2}{λ_i^2}
               \quad\text{if } |λ_i| > \sqrt{P/𝔟}\,σ_ε,\qquad 0 \text{ otherwise}
 
     (the spiked-Wigner overlap 1 − σ²/θ² of Lemma 5's model with σ² = (P/𝔟)σ_ε²). As
-    B → N the overlap tends to 1; at the threshold it vanishes continuously.
+    B → N the overlap tends to 1; at the threshold it vanishes continuously. At finite P
+    it fluctuates with sd ≈ 0.5/sqrt(P) for |λ| ≥ 2σ.
+
+    Parameters
+    ----------
+    lam : array_like
+        Full-data eigenvalue(s) λ_i, any sign.
+    P : array_like
+        Number of parameters, a whole number ≥ 1.
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    sigma_eps : array_like
+        Per-entry standard deviation σ_ε ≥ 0 of the per-sample Hessian.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The squared overlap, in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If ``lam`` is not finite or another argument is out of range.
+
+    Examples
+    --------
+    >>> round(overlap(1.0, P=10_000, B=100, N=float("inf"), sigma_eps=0.02), 12)  # 1 − 0.2²
+    0.96
     """
     lam, s = _eigenvalue_and_noise_scale(lam, P, B, N, sigma_eps)
     above = np.abs(lam) > s
     with np.errstate(divide="ignore", invalid="ignore"):
         ov = 1.0 - (s / np.where(above, lam, 1.0)) ** 2
-    return _out(np.where(above, ov, 0.0))
+    return scalar_or_array(np.where(above, ov, 0.0))

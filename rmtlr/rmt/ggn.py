@@ -4,14 +4,15 @@ The GGN is positive semi-definite: a sum of per-sample terms G_i = J_iᵀ H_ℓ 
 batch noise enters through the per-sample Jacobians J_i, not as an independent additive
 matrix. The standard random-matrix model for this is the **spiked sample covariance**
 (spiked Wishart) matrix; its outliers and eigenvector overlaps are classical
-(Baik–Ben Arous–Péché 2005, Baik & Silverstein 2006, Paul 2007; RMT_NOTES §4.2).
+(Baik, Ben Arous & Péché 2005; Baik & Silverstein 2006; Paul 2007).
 
 Model used here (stated once, used by every ``ggn_*`` function):
 
 * Per-sample terms are rank one, G_i = g_i g_iᵀ (one output, or one output direction),
   and the vectors g_i are exchangeable with second-moment matrix equal to the **full GGN**
-  G = (1/N) Σ_i g_i g_iᵀ = σ²·I + Σ_k (λ_k − σ²) v_k v_kᵀ: a flat bulk at level σ² plus a
-  few outliers λ_k > σ² (the low-rank structure of Sec. 7.1).
+  G = (1/N) Σ_i g_i g_iᵀ = σ²·I + Σ_k (λ_k − σ²) v_k v_kᵀ: a flat bulk at level σ² (the
+  argument ``noise_var``, the entry variance of the Wishart noise) plus a few outliers
+  λ_k > σ² (the low-rank structure of Sec. 7.1).
 * The batch GGN (1/B) Σ_{i∈batch} g_i g_iᵀ is a sample covariance of this population. Its
   fluctuation about G has variance ∝ 1/B − 1/N = 1/𝔟 (Eqs. 6–7), so it is modelled as a
   sample covariance of 𝔟 draws: ratio γ = P/𝔟.
@@ -44,17 +45,31 @@ G + ε with ε an independent, centred Marchenko–Pastur matrix (the Hessian's 
 the semicircle replaced by MP), the Benaych-Georges–Nadakuditi outlier is
 λ' = λ + γσ⁴/(λ − σ²(1 + γ)) (:func:`ggn_outlier_additive_noise`): the shift decays like
 1/λ. In the sample-covariance model the signal direction is itself sampled, so the shift
-tends to γσ² (it does not decay), λ' ≈ λ + γσ² + γσ⁴/λ. The paper's printed Eq. 18 could
-not be retrieved for this project; THEORY.md records that it matches neither the textbook
-MP edge nor Baik–Silverstein, so no function here claims to reproduce it.
+tends to γσ² (it does not decay), λ' ≈ λ + γσ² + γσ⁴/λ.
+
+**The paper's printed Eq. 18** reads λ'₁ = (λ₁ + σ²(1 − P/𝔟))/(1 − Pσ²/(λ₁𝔟)) if
+λ₁ > σ²(1 + P/𝔟), else 2σ²(1 + P/𝔟). Its threshold σ²(1 + γ) and sub-threshold value
+2σ²(1 + γ) are neither the BBP threshold σ²(1 + √γ) nor the Marchenko–Pastur edge
+σ²(1 + √γ)², and its denominator changes sign when γσ² > λ₁, so no function here claims to
+reproduce it; the functions above are the standard results it was meant to express.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from rmtlr.rmt.batch import _as_positive, _out, effective_batch_size
-from rmtlr.rmt.ensembles import as_generator
+from rmtlr.rmt.batch import effective_batch_size
+from rmtlr.rmt.ensembles import Seed, as_generator
+from rmtlr.rmt.validation import (
+    finite,
+    nonnegative,
+    positive,
+    positive_int,
+    real,
+    scalar_or_array,
+    whole_number,
+)
 
 __all__ = [
     "batch_ggn_model",
@@ -70,33 +85,53 @@ __all__ = [
 ]
 
 
-def _nonneg(name: str, value) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    if np.any(~np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return arr
+def _noise_var(noise_var: ArrayLike) -> np.ndarray:
+    return positive("noise_var (GGN bulk level σ²)", noise_var)
 
 
-def _finite(name: str, value) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    if np.any(~np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
+def _gamma(gamma: ArrayLike) -> np.ndarray:
+    return nonnegative("gamma (ratio p/n)", gamma)
 
 
-def wishart_bbp_threshold(gamma, sigma2=1.0):
+def wishart_bbp_threshold(gamma: ArrayLike, *, noise_var: ArrayLike = 1.0) -> float | np.ndarray:
     r"""BBP threshold of the spiked covariance model: ℓ_c = σ²(1 + √γ).
 
     A population eigenvalue above it separates from the Marchenko–Pastur bulk of the
     sample covariance (Baik, Ben Arous & Péché 2005); γ = p/n is the dimension-to-sample
     ratio, σ² the bulk level.
+
+    Parameters
+    ----------
+    gamma : array_like
+        Ratio γ = p/n ≥ 0.
+    noise_var : array_like
+        Bulk level σ² > 0 (the entry variance of the Wishart noise).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ℓ_c.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If ``gamma`` is negative or not finite, or ``noise_var`` is not finite and > 0.
+
+    Examples
+    --------
+    >>> wishart_bbp_threshold(0.25, noise_var=2.0)
+    3.0
     """
-    gamma = _nonneg("gamma (ratio p/n)", gamma)
-    sigma2 = _as_positive("sigma2 (bulk level)", sigma2)
-    return _out(sigma2 * (1.0 + np.sqrt(gamma)))
+    gamma = _gamma(gamma)
+    noise_var = _noise_var(noise_var)
+    return scalar_or_array(noise_var * (1.0 + np.sqrt(gamma)))
 
 
-def spiked_wishart_outlier(ell, gamma, sigma2=1.0):
+def spiked_wishart_outlier(
+    ell: ArrayLike, *, gamma: ArrayLike, noise_var: ArrayLike = 1.0
+) -> float | np.ndarray:
     r"""Top sample eigenvalue for a population eigenvalue ℓ (Baik & Silverstein 2006).
 
     Population Σ = σ²(I + Σ_k (ℓ_k/σ² − 1) v_k v_kᵀ), sample covariance of n draws in
@@ -105,86 +140,129 @@ def spiked_wishart_outlier(ell, gamma, sigma2=1.0):
     .. math:: λ → ℓ\Big(1 + \frac{γσ^2}{ℓ - σ^2}\Big) \ \ (ℓ > σ^2(1+\sqrt γ)),
               \qquad λ → σ^2(1+\sqrt γ)^2 \ \text{otherwise (the MP edge).}
 
-    RMT_NOTES §4.2: γ = 0.5, ℓ = 3 gives 3.75; γ = 2, ℓ = 4 gives 6.667.
+    Simulation (p = 1000): γ = 0.5, ℓ = 3 gives 3.81 against 3.75; γ = 2, ℓ = 4 gives
+    6.661 against 6.667.
+
+    Parameters
+    ----------
+    ell : array_like
+        Population eigenvalue(s) ℓ > 0.
+    gamma : array_like
+        Ratio γ = p/n ≥ 0.
+    noise_var : array_like
+        Bulk level σ² > 0.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The limiting top sample eigenvalue(s).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> spiked_wishart_outlier(3.0, gamma=0.5)
+    3.75
     """
-    ell = _as_positive("ell (population eigenvalue)", ell)
-    gamma = _nonneg("gamma (ratio p/n)", gamma)
-    sigma2 = _as_positive("sigma2 (bulk level)", sigma2)
-    ell, gamma, sigma2 = np.broadcast_arrays(ell, gamma, sigma2)
-    above = ell > sigma2 * (1.0 + np.sqrt(gamma))
-    safe = np.where(above, ell - sigma2, 1.0)
-    edge = sigma2 * (1.0 + np.sqrt(gamma)) ** 2
-    return _out(np.where(above, ell * (1.0 + gamma * sigma2 / safe), edge))
+    ell = positive("ell (population eigenvalue)", ell)
+    gamma = _gamma(gamma)
+    noise_var = _noise_var(noise_var)
+    ell, gamma, noise_var = np.broadcast_arrays(ell, gamma, noise_var)
+    above = ell > noise_var * (1.0 + np.sqrt(gamma))
+    safe = np.where(above, ell - noise_var, 1.0)
+    edge = noise_var * (1.0 + np.sqrt(gamma)) ** 2
+    return scalar_or_array(np.where(above, ell * (1.0 + gamma * noise_var / safe), edge))
 
 
-def spiked_wishart_overlap(ell, gamma, sigma2=1.0):
+def spiked_wishart_overlap(
+    ell: ArrayLike, *, gamma: ArrayLike, noise_var: ArrayLike = 1.0
+) -> float | np.ndarray:
     r"""Squared overlap of the top sample eigenvector with the population spike (Paul 2007).
 
     With t = ℓ/σ² − 1,
 
-    .. math:: |⟨u, v⟩|^2 → \frac{1 - γ/t^2}{1 + γ/t} \ \ (t > \sqrt γ), \qquad 0 \ \text{otherwise.}
+    .. math:: |⟨u, v⟩|^2 → \frac{1 - γ/t^2}{1 + γ/t} \ \ (t > \sqrt γ),
+              \qquad 0 \ \text{otherwise.}
 
-    RMT_NOTES §4.2: γ = 0.5, ℓ = 3 gives 0.70; ℓ = 5 gives 0.8611.
+    Simulation (p = 1000, γ = 0.5): ℓ = 3 gives 0.707 against 0.700; ℓ = 5 gives 0.862
+    against 0.861.
+
+    Parameters
+    ----------
+    ell : array_like
+        Population eigenvalue(s) ℓ > 0.
+    gamma : array_like
+        Ratio γ = p/n ≥ 0.
+    noise_var : array_like
+        Bulk level σ² > 0.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The limiting squared overlap(s).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> round(spiked_wishart_overlap(3.0, gamma=0.5), 12)
+    0.7
     """
-    ell = _as_positive("ell (population eigenvalue)", ell)
-    gamma = _nonneg("gamma (ratio p/n)", gamma)
-    sigma2 = _as_positive("sigma2 (bulk level)", sigma2)
-    ell, gamma, sigma2 = np.broadcast_arrays(ell, gamma, sigma2)
-    t = ell / sigma2 - 1.0
+    ell = positive("ell (population eigenvalue)", ell)
+    gamma = _gamma(gamma)
+    noise_var = _noise_var(noise_var)
+    ell, gamma, noise_var = np.broadcast_arrays(ell, gamma, noise_var)
+    t = ell / noise_var - 1.0
     above = t > np.sqrt(gamma)
     t = np.where(above, t, 1.0)
-    return _out(np.where(above, (1.0 - gamma / t**2) / (1.0 + gamma / t), 0.0))
+    return scalar_or_array(np.where(above, (1.0 - gamma / t**2) / (1.0 + gamma / t), 0.0))
 
 
-def ggn_ratio(P, B, N):
-    """Aspect ratio of the batch GGN as a sample covariance: γ = P/𝔟 = P(1/B − 1/N)."""
-    P = _as_positive("P (number of parameters)", P)
-    return _out(P / np.asarray(effective_batch_size(B, N), dtype=float))
+def ggn_ratio(*, P: ArrayLike, B: ArrayLike, N: ArrayLike) -> float | np.ndarray:
+    """Aspect ratio of the batch GGN as a sample covariance: γ = P/𝔟 = P(1/B − 1/N).
 
+    Parameters
+    ----------
+    P : array_like
+        Number of parameters, a whole number ≥ 1.
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
 
-def ggn_batch_edge(P, B, N, sigma2, finite_N=True):
-    r"""Top of the batch-GGN bulk when the full GGN is σ²·I on the bulk directions.
+    Returns
+    -------
+    float or numpy.ndarray
+        γ (0 at B = N).
 
-    A batch of B of the N vectors g_i with (1/N) Σ g_i g_iᵀ = σ²I is σ²(N/B)·Q_B Q_Bᵀ with
-    Q_B the B columns of a P×N matrix with orthonormal rows: a Jacobi (MANOVA) matrix. Its
-    continuous part follows Wachter's (1980) law, with upper edge
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If an argument is out of range (see :func:`rmtlr.rmt.batch.effective_batch_size`).
 
-    .. math:: σ^2\Big(\sqrt{1 - P/N} + \sqrt{P/𝔟}\Big)^2, \qquad 1/𝔟 = 1/B - 1/N,
-
-    so the effective batch size appears exactly. When the left-out samples cannot span the
-    space (N − B < P), Q_B Q_Bᵀ also has an eigenvalue 1 of multiplicity P − (N − B), and the
-    top of the bulk is σ²N/B (σ² at B = N). Requires P ≤ N. With ``finite_N=False`` the
-    Marchenko–Pastur edge σ²(1 + √(P/𝔟))² of the γ = P/𝔟 sample-covariance model is
-    returned; the two agree when P ≪ N, and for N = ∞ both are σ²(1 + √(P/B))².
+    Examples
+    --------
+    >>> ggn_ratio(P=400, B=200, N=1000)  # 400·(1/200 − 1/1000)
+    1.6
     """
-    gamma = np.asarray(ggn_ratio(P, B, N), dtype=float)
-    sigma2 = _as_positive("sigma2 (GGN bulk level)", sigma2)
-    if not finite_N:
-        return _out(sigma2 * (1.0 + np.sqrt(gamma)) ** 2)
-    P = np.asarray(P, dtype=float)
-    B = np.asarray(B, dtype=float)
-    N = np.asarray(N, dtype=float)
-    if np.any(P > N):
-        raise ValueError(f"P must be <= N for the Wachter edge, got P={P!r} > N={N!r}")
-    wachter = (np.sqrt(1.0 - P / N) + np.sqrt(gamma)) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        atom = np.where(N - B < P, N / B, 0.0)
-    return _out(sigma2 * np.maximum(wachter, atom))
+    P = whole_number("P (number of parameters)", P)
+    return scalar_or_array(P / np.asarray(effective_batch_size(B, N), dtype=float))
 
 
-def _check_full_ggn_eig(lam, sigma2):
-    lam = _finite("lam (full-GGN eigenvalue)", lam)
-    sigma2 = _as_positive("sigma2 (GGN bulk level)", sigma2)
-    if np.any(lam < sigma2):
-        raise ValueError(
-            "lam (full-GGN eigenvalue) must be >= sigma2: in the model G = σ²I + low rank "
-            f"every eigenvalue is at least the bulk level; got lam={lam!r}, sigma2={sigma2!r}"
-        )
-    return lam, sigma2
-
-
-def _left_out_ratio(P, N, finite_N):
-    """a = P/N of the finite-N (Wachter) model, 0 for the leading order in P/N."""
+def _finite_n_ratio(P: ArrayLike, N: ArrayLike, finite_N: bool) -> np.ndarray:
+    """Return a = P/N of the finite-N (Wachter) model, 0 for the leading order in P/N."""
     P = np.asarray(P, dtype=float)
     N = np.asarray(N, dtype=float)
     if not finite_N:
@@ -195,18 +273,104 @@ def _left_out_ratio(P, N, finite_N):
     return P / N
 
 
-def _spike(lam, P, B, N, sigma2, finite_N):
-    """Broadcast (ℓ, γ, a, s = ℓ − 1 + a, above-threshold mask) of the finite-N model."""
-    lam, sigma2 = _check_full_ggn_eig(lam, sigma2)
-    gamma = np.asarray(ggn_ratio(P, B, N), dtype=float)
-    a = _left_out_ratio(P, N, finite_N)
-    ell, gamma, a, sigma2 = np.broadcast_arrays(lam / sigma2, gamma, a, sigma2)
+def ggn_batch_edge(
+    *, P: ArrayLike, B: ArrayLike, N: ArrayLike, noise_var: ArrayLike, finite_N: bool = True
+) -> float | np.ndarray:
+    r"""Top of the batch-GGN bulk when the full GGN is σ²·I on the bulk directions.
+
+    A batch of B of the N vectors g_i with (1/N) Σ g_i g_iᵀ = σ²I is σ²(N/B)·Q_B Q_Bᵀ with
+    Q_B the B columns of a P×N matrix with orthonormal rows: a Jacobi (MANOVA) matrix. Its
+    continuous part follows Wachter's (1980) law, with upper edge
+
+    .. math:: σ^2\Big(\sqrt{1 - P/N} + \sqrt{P/𝔟}\Big)^2, \qquad 1/𝔟 = 1/B - 1/N,
+
+    so the effective batch size appears exactly. When the left-out samples cannot span the
+    space (N − B < P), Q_B Q_Bᵀ also has an eigenvalue 1 of multiplicity P − (N − B), and
+    the top of the bulk is σ²N/B (σ² at B = N). With ``finite_N=False`` the
+    Marchenko–Pastur edge σ²(1 + √(P/𝔟))² of the γ = P/𝔟 sample-covariance model is
+    returned; the two agree when P ≪ N, and for N = ∞ both are σ²(1 + √(P/B))².
+
+    Parameters
+    ----------
+    P : array_like
+        Number of parameters, a whole number ≥ 1 (≤ N for the finite-N form).
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    noise_var : array_like
+        Bulk level σ² > 0 of the full GGN.
+    finite_N : bool
+        Use the finite-N (Wachter) edge; False gives the leading order in P/N.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The edge.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If an argument is out of range, or P > N with ``finite_N=True``.
+
+    Examples
+    --------
+    >>> round(ggn_batch_edge(P=400, B=200, N=1000, noise_var=1.0), 4)  # (√0.6 + √1.6)²
+    4.1596
+    >>> round(ggn_batch_edge(P=400, B=200, N=1000, noise_var=1.0, finite_N=False), 4)
+    5.1298
+    """
+    gamma = np.asarray(ggn_ratio(P=P, B=B, N=N), dtype=float)
+    noise_var = _noise_var(noise_var)
+    if not finite_N:
+        return scalar_or_array(noise_var * (1.0 + np.sqrt(gamma)) ** 2)
+    a = _finite_n_ratio(P, N, True)
+    B = np.asarray(B, dtype=float)
+    P = np.asarray(P, dtype=float)
+    N = np.asarray(N, dtype=float)
+    wachter = (np.sqrt(1.0 - a) + np.sqrt(gamma)) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        atom = np.where(N - B < P, N / B, 0.0)
+    return scalar_or_array(noise_var * np.maximum(wachter, atom))
+
+
+def _check_full_ggn_eig(lam: ArrayLike, noise_var: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    lam = finite("lam (full-GGN eigenvalue)", lam)
+    noise_var = _noise_var(noise_var)
+    if np.any(lam < noise_var):
+        raise ValueError(
+            "lam (full-GGN eigenvalue) must be >= noise_var: in the model G = σ²I + low rank "
+            f"every eigenvalue is at least the bulk level; got lam={lam!r}, "
+            f"noise_var={noise_var!r}"
+        )
+    return lam, noise_var
+
+
+def _spike(
+    lam: ArrayLike, P: ArrayLike, B: ArrayLike, N: ArrayLike, noise_var: ArrayLike,
+    finite_N: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Broadcast (ℓ, γ, s = ℓ − 1 + a, above-threshold mask) of the finite-N model."""
+    lam, noise_var = _check_full_ggn_eig(lam, noise_var)
+    gamma = np.asarray(ggn_ratio(P=P, B=B, N=N), dtype=float)
+    a = _finite_n_ratio(P, N, finite_N)
+    ell, gamma, a = np.broadcast_arrays(lam / noise_var, gamma, a)
     above = ell > 1.0 - a + np.sqrt((1.0 - a) * gamma)
     s = np.where(above, ell - 1.0 + a, 1.0)  # > 0 wherever above; 1 elsewhere is unused
     return ell, gamma, s, above
 
 
-def ggn_batch_outlier(lam, P, B, N, sigma2, finite_N=True):
+def ggn_batch_outlier(
+    lam: ArrayLike,
+    *,
+    P: ArrayLike,
+    B: ArrayLike,
+    N: ArrayLike,
+    noise_var: ArrayLike,
+    finite_N: bool = True,
+) -> float | np.ndarray:
     r"""Batch-GGN outlier for a full-GGN eigenvalue λ (Thm 7 as a spiked sample covariance).
 
     With γ = P/𝔟 (Eq. 7), a = P/N, ℓ = λ/σ², s = ℓ − 1 + a and the model of this module's
@@ -214,7 +378,7 @@ def ggn_batch_outlier(lam, P, B, N, sigma2, finite_N=True):
 
     .. math:: λ' = λ\Big(1 + \frac{γ}{s}\Big)
               \ \text{ if } ℓ > 1 - a + \sqrt{(1 - a)γ},
-              \qquad λ' = \text{ggn\_batch\_edge}(P, B, N, σ^2) \ \text{otherwise,}
+              \qquad λ' = \text{the bulk edge (:func:`ggn_batch_edge`) otherwise,}
 
     the finite-N (Wachter) result, continuous at the threshold, where λ' is the bulk edge.
     ``finite_N=False`` (or N = ∞) gives a = 0: Baik–Silverstein with the BBP threshold
@@ -226,18 +390,56 @@ def ggn_batch_outlier(lam, P, B, N, sigma2, finite_N=True):
 
     Parameters
     ----------
-    lam: full-GGN eigenvalue(s), ≥ sigma2.
-    P: number of parameters. B, N: batch size and number of samples (0 < B ≤ N); the
-        finite-N form needs P ≤ N (the full GGN σ²I + low rank has rank P ≤ N).
-    sigma2: bulk level σ² of the full GGN (per-direction second moment of the g_i).
+    lam : array_like
+        Full-GGN eigenvalue(s) λ ≥ ``noise_var``.
+    P : array_like
+        Number of parameters, a whole number ≥ 1; the finite-N form needs P ≤ N (the full
+        GGN σ²I + low rank has rank P ≤ N).
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    noise_var : array_like
+        Bulk level σ² > 0 of the full GGN (per-direction second moment of the g_i).
+    finite_N : bool
+        Use the finite-N (Wachter) form; False gives the leading order in P/N.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        λ'.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If λ < σ², another argument is out of range, or P > N with ``finite_N=True``.
+
+    Examples
+    --------
+    >>> round(ggn_batch_outlier(3.0, P=400, B=200, N=1000, noise_var=1.0), 2)  # sim. 5.03
+    5.0
+    >>> round(ggn_batch_outlier(3.0, P=400, B=200, N=1000, noise_var=1.0, finite_N=False), 2)
+    5.4
     """
-    ell, gamma, s, above = _spike(lam, P, B, N, sigma2, finite_N)
-    edge = np.asarray(ggn_batch_edge(P, B, N, sigma2, finite_N=finite_N), dtype=float)
-    sigma2 = np.broadcast_to(np.asarray(sigma2, dtype=float), ell.shape)
-    return _out(np.where(above, sigma2 * ell * (1.0 + gamma / s), edge))
+    ell, gamma, s, above = _spike(lam, P, B, N, noise_var, finite_N)
+    edge = np.asarray(
+        ggn_batch_edge(P=P, B=B, N=N, noise_var=noise_var, finite_N=finite_N), dtype=float
+    )
+    nv = np.broadcast_to(np.asarray(noise_var, dtype=float), ell.shape)
+    return scalar_or_array(np.where(above, nv * ell * (1.0 + gamma / s), edge))
 
 
-def ggn_batch_overlap(lam, P, B, N, sigma2, finite_N=True):
+def ggn_batch_overlap(
+    lam: ArrayLike,
+    *,
+    P: ArrayLike,
+    B: ArrayLike,
+    N: ArrayLike,
+    noise_var: ArrayLike,
+    finite_N: bool = True,
+) -> float | np.ndarray:
     r"""Squared overlap of a batch-GGN eigenvector with the full-GGN one.
 
     With the notation of :func:`ggn_batch_outlier` (finite N, Wachter),
@@ -247,13 +449,48 @@ def ggn_batch_overlap(lam, P, B, N, sigma2, finite_N=True):
 
     (1 at B = N). It is d log λ'/d log λ, and with a = 0 (``finite_N=False`` or N = ∞)
     Paul's (2007) (1 − γσ⁴/(λ−σ²)²)/(1 + γσ²/(λ−σ²)).
+
+    Parameters
+    ----------
+    lam : array_like
+        Full-GGN eigenvalue(s) λ ≥ ``noise_var``.
+    P : array_like
+        Number of parameters, a whole number ≥ 1 (≤ N for the finite-N form).
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    noise_var : array_like
+        Bulk level σ² > 0 of the full GGN.
+    finite_N : bool
+        Use the finite-N (Wachter) form; False gives the leading order in P/N.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The squared overlap, in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If λ < σ², another argument is out of range, or P > N with ``finite_N=True``.
+
+    Examples
+    --------
+    >>> # γ = 0.5, N = ∞: Paul's (1 − 0.5/4)/(1 + 0.5/2) at ℓ = 3
+    >>> round(ggn_batch_overlap(3.0, P=1, B=2, N=float("inf"), noise_var=1.0), 12)
+    0.7
     """
-    ell, gamma, s, above = _spike(lam, P, B, N, sigma2, finite_N)
+    ell, gamma, s, above = _spike(lam, P, B, N, noise_var, finite_N)
     out = np.where(above, 1.0 - ell * gamma / (s * (s + gamma)), 0.0)
-    return _out(np.where(gamma == 0, 1.0, out))
+    return scalar_or_array(np.where(gamma == 0, 1.0, out))
 
 
-def ggn_outlier_additive_noise(lam, P, B, N, sigma2):
+def ggn_outlier_additive_noise(
+    lam: ArrayLike, *, P: ArrayLike, B: ArrayLike, N: ArrayLike, noise_var: ArrayLike
+) -> float | np.ndarray:
     r"""Outlier if Thm 7 is read additively: G_batch = G + ε, ε centred MP, independent of G.
 
     ε = σ²(W − I) with W a white Wishart matrix of ratio γ = P/𝔟 (so E ε = 0 and the bulk
@@ -266,69 +503,162 @@ def ggn_outlier_additive_noise(lam, P, B, N, sigma2):
     This is *not* the sample-covariance model (:func:`ggn_batch_outlier`); it is here to
     show what treating the GGN like the Hessian's Theorem 4 would predict. Its shift decays
     like γσ⁴/λ, whereas the sample-covariance shift tends to γσ². It is not the paper's
-    printed Eq. 18, which could not be retrieved (see the module docstring).
+    printed Eq. 18 either (see the module docstring).
+
+    Parameters
+    ----------
+    lam : array_like
+        Full-GGN eigenvalue(s) λ ≥ ``noise_var``.
+    P : array_like
+        Number of parameters, a whole number ≥ 1.
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    noise_var : array_like
+        Bulk level σ² > 0 of the full GGN.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        λ' of the additive model.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If λ < σ² or another argument is out of range.
+
+    Examples
+    --------
+    >>> # γ = 0.5: 3 + 0.5/(3 − 1.5)
+    >>> round(ggn_outlier_additive_noise(3.0, P=1, B=2, N=float("inf"), noise_var=1.0), 12)
+    3.333333333333
     """
-    lam, sigma2 = _check_full_ggn_eig(lam, sigma2)
-    gamma = np.asarray(ggn_ratio(P, B, N), dtype=float)
-    lam, gamma, sigma2 = np.broadcast_arrays(lam, gamma, sigma2)
-    t = lam / sigma2 - 1.0
+    lam, noise_var = _check_full_ggn_eig(lam, noise_var)
+    gamma = np.asarray(ggn_ratio(P=P, B=B, N=N), dtype=float)
+    lam, gamma, noise_var = np.broadcast_arrays(lam, gamma, noise_var)
+    t = lam / noise_var - 1.0
     above = t > gamma + np.sqrt(gamma)
     safe = np.where(above, t - gamma, 1.0)
-    moved = lam + sigma2 * gamma / safe
-    return _out(np.where(above, moved, sigma2 * (1.0 + np.sqrt(gamma)) ** 2))
+    moved = lam + noise_var * gamma / safe
+    return scalar_or_array(np.where(above, moved, noise_var * (1.0 + np.sqrt(gamma)) ** 2))
 
 
-def per_sample_ggn_vectors(G_full, N: int, seed=None) -> np.ndarray:
+def _psd_factor(name: str, G: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvectors U and sqrt-eigenvalues of a validated positive semi-definite matrix."""
+    G = real(name, G)
+    if G.ndim != 2 or G.shape[0] != G.shape[1] or not np.allclose(G, G.T):
+        raise ValueError(f"{name} must be a symmetric P×P matrix, got shape {G.shape}")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(f"{name} must be finite")
+    w, U = np.linalg.eigh(G)
+    if w[0] < -1e-10 * max(1.0, abs(w[-1])):
+        raise ValueError(f"{name} must be positive semi-definite")
+    return U, np.sqrt(np.clip(w, 0.0, None))
+
+
+def per_sample_ggn_vectors(G_full: ArrayLike, N: int, *, seed: Seed = None) -> np.ndarray:
     r"""N per-sample vectors g_i whose GGN (1/N) Σ g_i g_iᵀ equals ``G_full`` exactly.
 
     g_i = G^{1/2} z_i with Gaussian z_i whitened so that (1/N) Σ z_i z_iᵀ = I (N ≥ P).
     A synthetic data set for the model of this module: its full GGN is known exactly, and
     sub-batches of it are exact mini-batch GGNs (see :func:`batch_ggn_model`).
 
+    Parameters
+    ----------
+    G_full : array_like
+        P×P symmetric positive semi-definite full GGN.
+    N : int
+        Number of samples, an integer ≥ P.
+    seed : int, numpy.random.Generator or None
+        Randomness (see :func:`rmtlr.rmt.ensembles.as_generator`).
+
     Returns
     -------
-    ndarray of shape (N, P).
+    numpy.ndarray
+        Array of shape (N, P), one g_i per row.
+
+    Raises
+    ------
+    TypeError
+        If ``N`` is not an integer or ``G_full`` is not real.
+    ValueError
+        If ``G_full`` is not symmetric positive semi-definite, or N < P.
+
+    Examples
+    --------
+    >>> G = np.diag([3.0, 1.0])
+    >>> g = per_sample_ggn_vectors(G, 5, seed=0)
+    >>> bool(np.allclose(g.T @ g / 5, G))
+    True
     """
-    G = np.asarray(G_full, dtype=float)
-    if G.ndim != 2 or G.shape[0] != G.shape[1] or not np.allclose(G, G.T):
-        raise ValueError(f"G_full must be a symmetric P×P matrix, got shape {G.shape}")
-    P = G.shape[0]
-    if not isinstance(N, (int, np.integer)) or isinstance(N, bool) or N < P:
-        raise ValueError(f"N (number of samples) must be an integer >= P={P}, got {N!r}")
-    w, U = np.linalg.eigh(G)
-    if w[0] < -1e-10 * max(1.0, abs(w[-1])):
-        raise ValueError("G_full must be positive semi-definite")
-    root = (U * np.sqrt(np.clip(w, 0.0, None))) @ U.T
+    U, root_w = _psd_factor("G_full", G_full)
+    root = (U * root_w) @ U.T
+    P = root.shape[0]
+    N = positive_int("N (number of samples)", N, minimum=P)
     Z = as_generator(seed).standard_normal((P, N))
     L = np.linalg.cholesky(Z @ Z.T / N)
     return (root @ np.linalg.solve(L, Z)).T
 
 
-def batch_ggn_model(B, *, per_sample=None, G_full=None, seed=None) -> np.ndarray:
+def batch_ggn_model(
+    B: int,
+    *,
+    per_sample: ArrayLike | None = None,
+    G_full: ArrayLike | None = None,
+    seed: Seed = None,
+) -> np.ndarray:
     r"""Sample a batch GGN (1/B) Σ_{i∈batch} g_i g_iᵀ.
 
     ``per_sample`` (N×P array of the g_i): B of the N rows drawn without replacement, the
     exact mini-batch GGN of that data set. ``G_full`` (P×P, positive semi-definite):
     B fresh Gaussian draws g ~ N(0, G_full) (N = ∞, Remark 6), a spiked Wishart matrix.
+
+    Parameters
+    ----------
+    B : int
+        Batch size, an integer ≥ 1 (≤ N in the per-sample mode).
+    per_sample : array_like, optional
+        N×P array of per-sample vectors g_i.
+    G_full : array_like, optional
+        P×P positive semi-definite population GGN.
+    seed : int, numpy.random.Generator or None
+        Randomness (see :func:`rmtlr.rmt.ensembles.as_generator`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The P×P batch GGN.
+
+    Raises
+    ------
+    TypeError
+        If ``B`` is not an integer or an array is not real.
+    ValueError
+        If not exactly one of ``per_sample`` and ``G_full`` is given, a shape is wrong,
+        ``G_full`` is not positive semi-definite, or B is out of range.
+
+    Examples
+    --------
+    >>> g = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> batch_ggn_model(2, per_sample=g, seed=0)  # B = N: the full GGN
+    array([[0.5, 0. ],
+           [0. , 0.5]])
     """
     rng = as_generator(seed)
     if (per_sample is None) == (G_full is None):
         raise ValueError("give exactly one of per_sample or G_full")
-    if not isinstance(B, (int, np.integer)) or isinstance(B, bool) or B <= 0:
-        raise ValueError(f"B (batch size) must be a positive integer, got {B!r}")
+    B = positive_int("B (batch size)", B)
     if per_sample is not None:
-        X = np.asarray(per_sample, dtype=float)
+        X = real("per_sample", per_sample)
         if X.ndim != 2:
             raise ValueError(f"per_sample must be an N×P array of vectors g_i, got {X.shape}")
         if B > X.shape[0]:
             raise ValueError(f"B (batch size) must satisfy 0 < B <= N={X.shape[0]}, got {B}")
-        Xb = X[rng.choice(X.shape[0], size=int(B), replace=False)]
+        Xb = X[rng.choice(X.shape[0], size=B, replace=False)]
     else:
-        G = np.asarray(G_full, dtype=float)
-        if G.ndim != 2 or G.shape[0] != G.shape[1] or not np.allclose(G, G.T):
-            raise ValueError(f"G_full must be a symmetric P×P matrix, got shape {G.shape}")
-        w, U = np.linalg.eigh(G)
-        if w[0] < -1e-10 * max(1.0, abs(w[-1])):
-            raise ValueError("G_full must be positive semi-definite")
-        Xb = rng.standard_normal((int(B), G.shape[0])) @ (U * np.sqrt(np.clip(w, 0.0, None))).T
+        U, root_w = _psd_factor("G_full", G_full)
+        Xb = rng.standard_normal((B, U.shape[0])) @ (U * root_w).T
     return Xb.T @ Xb / B

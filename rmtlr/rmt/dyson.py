@@ -1,22 +1,25 @@
-"""Free additive convolution and the vector Dyson equation of variance-profile matrices.
+r"""The vector Dyson equation: spectra and spikes of matrices with a variance profile.
 
-Two ways the paper's noise model can depart from "low-rank signal + Wigner noise":
+The paper's noise is "field-dependent" (Sec. 3): the entries of ε are independent but each
+has its own variance. A symmetric matrix with independent centred entries of variance
+E X_ij² = S_ij/n (a Wigner-type matrix with variance profile S) has a limiting density that
+solves the vector Dyson, or quadratic vector, equation (Ajanki, Erdős & Krüger 2017, Eq.
+1.3; Girko's canonical equations)
 
-- the signal has a bulk of its own, so the spectrum is a free convolution μ_A ⊞ μ_B
-  (Voiculescu; computed by subordination, Biane 1998, Belinschi & Bercovici 2007);
-- the noise is "field-dependent" (Sec. 3): independent entries with a variance profile
-  E X_ij² = S_ij/n. Its limiting density solves the vector Dyson, or quadratic vector,
-  equation (Ajanki, Erdős & Krüger 2017; Girko's canonical equations)
+    −1/m_i(z) = z + Σ_j s_ij m_j(z),   Im m_i > 0 on C⁺,   s_ij = S_ij/n,
 
-      −1/m_i(z) = z + Σ_j s_ij m_j(z),   Im m_i > 0 on C⁺,
+with density ρ(x) = (1/(πn)) Σ_i Im m_i(x + i0). When every row of S has the same mean σ²
+(generalised Wigner; Erdős, Yau & Yin 2012, the paper's Thm 3 (ii)) this is the semicircle
+of variance σ²; otherwise the density and its edge depend on the whole profile, and a
+rank-one spike θvvᵀ on top of it has an outlier that depends on where v lives
+(:func:`profile_outlier`).
 
-  and a rank-one spike θvvᵀ on top of it has an outlier that depends on where v lives.
-
-Conventions (RMT_NOTES §0.1, §6): the public functions return the Stieltjes transform in
-the G convention, G(z) = ∫ρ(x)/(z − x) dx ~ 1/z; the vector Dyson solver works internally
-with m = −G, the convention of the Dyson-equation literature. A profile is either an n×n
-array (s_ij = S_ij/n) or a K×K block array with block ``fractions`` α_k (s = S_kl/n between
-blocks k and l, so Σ_j s_ij m_j = Σ_l α_l S_kl m_l).
+Conventions: the public functions return the Stieltjes transform in the G convention of
+:mod:`rmtlr.rmt.laws`, G(z) = ∫ρ(x)/(z − x) dx ~ 1/z; the solver works internally with
+m = −G, the convention of the Dyson-equation literature. A profile is either an n×n array
+(s_ij = S_ij/n) or a K×K block array with block ``fractions`` α_k (s = S_kl/n between
+blocks k and l, so Σ_j s_ij m_j = Σ_l α_l S_kl m_l). In the paper's notation the profile
+of ε is S_jk = (P/𝔟)σ_jk² with n = P.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ import hashlib
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq
+
+from rmtlr.rmt.validation import finite, positive_int, positive_scalar, real, scalar_or_array
 
 __all__ = [
     "ProfileOutlier",
     "dyson_density",
     "dyson_edge",
     "dyson_stieltjes",
-    "free_convolution_density",
-    "free_convolution_stieltjes",
     "mean_variance",
     "profile_outlier",
 ]
@@ -48,16 +52,9 @@ _DIRECT_MAX = 64
 _NEWTON_MAX_WORK = 10_000_000
 
 
-def _out(x: np.ndarray):
-    return x.item() if np.ndim(x) == 0 else x
-
-
-# --- validation ----------------------------------------------------------------------------
-
-
-def _check_profile(S, fractions):
-    """Validated (S, w): S K×K symmetric non-negative, w the K weights (α_k, or 1/n each)."""
-    S = np.asarray(S, dtype=float)
+def _check_profile(S: ArrayLike, fractions: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a profile: S K×K symmetric non-negative, w the K weights (α_k, or 1/n)."""
+    S = real("S (variance profile)", S)
     if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
         raise ValueError(
             f"S (variance profile) must be a non-empty square array, got shape {S.shape}"
@@ -71,7 +68,7 @@ def _check_profile(S, fractions):
     if fractions is None:
         w = np.full(K, 1.0 / K)
     else:
-        w = np.asarray(fractions, dtype=float).ravel()
+        w = real("fractions", fractions).ravel()
         if w.size != K:
             raise ValueError(f"fractions must have one entry per block (K={K}), got {w.size}")
         if not np.all(np.isfinite(w)) or np.any(w <= 0) or not np.isclose(w.sum(), 1.0, atol=1e-9):
@@ -81,33 +78,14 @@ def _check_profile(S, fractions):
     return S, w
 
 
-def _check_eta(eta) -> float:
-    eta = float(eta)
-    if not np.isfinite(eta) or eta <= 0:
-        raise ValueError(f"eta must be finite and > 0, got {eta!r}")
-    return eta
-
-
-def _check_grid(name: str, x) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    if x.size == 0 or not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} must be a non-empty array of finite numbers")
-    return x
-
-
-def _check_spectrum(name: str, a) -> np.ndarray:
-    a = np.asarray(a, dtype=float).ravel()
-    if a.size == 0 or not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be a non-empty array of finite eigenvalues")
-    return a
-
-
 # --- the vector Dyson operator -----------------------------------------------------------------
 
 
 def _rmul(A: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Real matrix times complex matrix through the interleaved (re, im) real view, which
-    avoids promoting A to complex (half the flops of a complex product)."""
+    """Multiply a real matrix by a complex one through the interleaved (re, im) real view.
+
+    This avoids promoting A to complex (half the flops of a complex product).
+    """
     re = np.ascontiguousarray(X, dtype=complex).view(np.float64)
     return np.ascontiguousarray(A @ re).view(np.complex128)
 
@@ -202,7 +180,7 @@ def _tau_residual(op: _Operator, tau: np.ndarray, z: np.ndarray):
 
 
 def _average(op: _Operator, tau: np.ndarray, z: np.ndarray, steps: int) -> np.ndarray:
-    """The averaged map τ ← ½τ + ½Cφ(τ) (Helton, Rashidi Far & Speicher 2007)."""
+    """Apply the averaged map τ ← ½τ + ½Cφ(τ) (Helton, Rashidi Far & Speicher 2007)."""
     for _ in range(steps):
         tau = 0.5 * tau + 0.5 * _rmul(op.C, _phi(op, tau, z))
     return tau
@@ -246,9 +224,14 @@ def _newton(op: _Operator, tau: np.ndarray, z: np.ndarray, tol: float, steps: in
     return tau
 
 
-def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int):
-    """Newton's method on m itself, J = I − diag(m²)·S·W (K×K), for a profile that is not
-    low-rank; used only where it is affordable (a few points, as for real z)."""
+def _newton_dense(
+    op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps: int
+) -> np.ndarray:
+    """Run Newton's method on m itself, J = I − diag(m²)·S·W (K×K).
+
+    For a profile that is not low-rank; used only where it is affordable (a few points, as
+    for real z).
+    """
     K = m.shape[0]
     if z.size * K**3 > 1e10:
         return m
@@ -274,9 +257,12 @@ def _newton_dense(op: _Operator, m: np.ndarray, z: np.ndarray, tol: float, steps
 
 
 def _initial_guess(op: _Operator, z: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
-    """Start values of τ: for many points on one horizontal line, solutions on every 8th
-    point (solved recursively), interpolated; otherwise 40 averaged steps from m = i (C⁺)
-    or m = −1/z (real z)."""
+    """Start values of τ.
+
+    For many points on one horizontal line, solutions on every 8th point (solved
+    recursively), interpolated; otherwise 40 averaged steps from m = i (C⁺) or m = −1/z
+    (real z).
+    """
     if z.size > 64 and np.all(z.imag == z.imag[0]):
         order = np.argsort(z.real, kind="stable")
         coarse = np.unique(np.append(order[::8], order[-1]))
@@ -321,14 +307,29 @@ def _solve_dyson(op: _Operator, z: np.ndarray, tol: float, max_iter: int) -> np.
 
 
 def _upper_bound(op: _Operator) -> float:
-    """2·sqrt(max row sum): the support lies in [−b, b] (RMT_NOTES §6.3)."""
+    """2·sqrt(max row sum), a bound on the support.
+
+    The support lies in [−b, b] with b = 2√(max_i Σ_j s_ij) (for Gaussian entries this also
+    follows from Bandeira & van Handel 2016).
+    """
     return 2.0 * np.sqrt(op.row_sums.max())
 
 
-def dyson_stieltjes(S, z, fractions=None, *, tol: float = 1e-12, max_iter: int = 20_000):
+def _check_solver(tol: float, max_iter: int) -> tuple[float, int]:
+    return positive_scalar("tol", tol), positive_int("max_iter", max_iter)
+
+
+def dyson_stieltjes(
+    S: ArrayLike,
+    z: ArrayLike,
+    fractions: ArrayLike | None = None,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 20_000,
+) -> np.ndarray:
     r"""Stieltjes vector G_i(z) of a variance-profile matrix (vector Dyson equation).
 
-    Solves the quadratic vector equation (Ajanki, Erdős & Krüger 2017, Eq. 1.3; RMT_NOTES §6.1)
+    Solves the quadratic vector equation (Ajanki, Erdős & Krüger 2017, Eq. 1.3)
 
     .. math:: -\frac{1}{m_i(z)} = z + \sum_j s_{ij} m_j(z), \qquad \operatorname{Im} m_i > 0,
 
@@ -339,72 +340,146 @@ def dyson_stieltjes(S, z, fractions=None, *, tol: float = 1e-12, max_iter: int =
 
     Parameters
     ----------
-    S: n×n (or K×K with ``fractions``) symmetric non-negative variance profile.
-    z: points with Im z > 0, or real points outside [−E, E] (E = :func:`dyson_edge`).
-    fractions: block sizes α_k (positive, summing to 1) for a K-block profile.
+    S : array_like
+        n×n (or K×K with ``fractions``) symmetric non-negative variance profile.
+    z : array_like
+        Points with Im z > 0, or real points outside [−E, E] (E = :func:`dyson_edge`).
+    fractions : array_like, optional
+        Block sizes α_k (positive, summing to 1) for a K-block profile.
+    tol : float
+        Relative residual at which the solver stops.
+    max_iter : int
+        Most averaged iterations before giving up.
 
     Returns
     -------
-    ndarray of shape z.shape + (K,).
+    numpy.ndarray
+        Array of shape ``z.shape + (K,)`` (real for real z).
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If the profile or fractions are invalid, z is not finite, some Im z < 0, or a real
+        z lies inside the support.
+    RuntimeError
+        If the solver does not reach ``tol`` in ``max_iter`` iterations.
+
+    Examples
+    --------
+    >>> # A constant profile is the semicircle: G(3) = (3 − √5)/2 for σ = 1.
+    >>> dyson_stieltjes([[1.0]], 3.0).round(6)
+    array([0.381966])
     """
     S, w = _check_profile(S, fractions)
-    z = np.asarray(z, dtype=complex)
+    tol, max_iter = _check_solver(tol, max_iter)
+    z = np.asarray(z)
+    if z.dtype.kind not in "iufc":
+        raise TypeError(f"z must be complex number(s), got {z!r}")
+    z = z.astype(complex)
     if z.size == 0 or not np.all(np.isfinite(z)):
         raise ValueError("z must be a non-empty array of finite numbers")
     if np.any(z.imag < 0):
         raise ValueError("z must lie in the closed upper half plane (Im z >= 0)")
     op = _Operator(S, w)
     flat = z.ravel()
-    real = flat.imag == 0
-    if real.any():
+    on_axis = flat.imag == 0
+    if on_axis.any():
         edge = _edge(op)
-        if np.any(np.abs(flat.real[real]) <= edge):
+        if np.any(np.abs(flat.real[on_axis]) <= edge):
             raise ValueError(
                 f"real z must lie outside the support [-{edge:.6g}, {edge:.6g}]; "
                 "use Im z > 0 inside it"
             )
     m = _solve_dyson(op, flat, tol, max_iter)
     G = -m.T
-    if np.all(real):
+    if np.all(on_axis):
         G = G.real
     return G.reshape(z.shape + (S.shape[0],))
 
 
 def dyson_density(
-    S, x, fractions=None, *, eta: float | None = None, tol: float = 1e-12, max_iter: int = 20_000
-):
+    S: ArrayLike,
+    x: ArrayLike,
+    fractions: ArrayLike | None = None,
+    *,
+    eta: float | None = None,
+    tol: float = 1e-12,
+    max_iter: int = 20_000,
+) -> float | np.ndarray:
     r"""Limiting eigenvalue density of a Wigner-type matrix with variance profile S.
 
     .. math:: ρ(x) = \frac{1}{π} \sum_i w_i \operatorname{Im} m_i(x + iη)
 
-    from the vector Dyson equation (Ajanki, Erdős & Krüger 2017; RMT_NOTES §6), w_i = 1/n
-    or the block fractions α_k. All grid points are solved at once by the damped
-    Helton–Rashidi Far–Speicher iteration followed by Newton's method; large profiles are
-    compressed to their numerical rank first. For a constant profile, and for any
-    stochastic profile (equal row sums σ², generalised Wigner: Erdős, Yau & Yin 2012, the
-    paper's Thm 3 (ii)), this is the semicircle of variance σ².
+    from the vector Dyson equation (Ajanki, Erdős & Krüger 2017), w_i = 1/n or the block
+    fractions α_k. All grid points are solved at once by the averaged iteration
+    m ← ½m + ½(−1/(z + Sm)) (Helton, Rashidi Far & Speicher 2007) followed by Newton's
+    method (Jacobian I − diag(m²)S); large profiles are compressed to their numerical rank
+    first. For a constant profile, and for any stochastic profile (equal row sums σ²,
+    generalised Wigner: Erdős, Yau & Yin 2012, the paper's Thm 3 (ii)), this is the
+    semicircle of variance σ². Against simulation (2-block profile [[1, 0.2], [0.2, 3]],
+    α = (½, ½), n = 2000) the Kolmogorov–Smirnov distance is 0.0024.
 
     Parameters
     ----------
-    S: n×n (or K×K with ``fractions``) symmetric non-negative variance profile, E X_ij² = S_ij/n.
-    x: real grid.
-    fractions: block sizes α_k for a K-block profile.
-    eta: distance from the real axis; default 1e-8·2√(max row sum), or 1e-3·2√(max row sum)
+    S : array_like
+        n×n (or K×K with ``fractions``) symmetric non-negative variance profile,
+        E X_ij² = S_ij/n.
+    x : array_like
+        Real grid.
+    fractions : array_like, optional
+        Block sizes α_k for a K-block profile.
+    eta : float, optional
+        Distance from the real axis; default 1e−8·2√(max row sum), or 1e−3·2√(max row sum)
         for a profile that is not numerically low-rank (there only the averaged iteration
-        is used, whose convergence near the edges slows as η → 0). The density is ρ
-        smoothed by a Cauchy kernel of half-width η (error O(η) in the bulk, O(√η) at an edge).
+        is used, whose convergence near the edges slows as η → 0). The result is ρ
+        smoothed by a Cauchy kernel of half-width η (error O(η) in the bulk, O(√η) at an
+        edge).
+    tol : float
+        Relative residual at which the solver stops.
+    max_iter : int
+        Most averaged iterations before giving up.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ρ(x), shaped like ``x``.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If the profile or fractions are invalid, ``x`` is empty or not finite, or ``eta``
+        is not finite and > 0.
+    RuntimeError
+        If the solver does not reach ``tol`` in ``max_iter`` iterations.
+
+    Examples
+    --------
+    >>> # A stochastic profile (equal row sums 2) gives the semicircle of variance 2.
+    >>> from rmtlr.rmt.laws import semicircle_pdf
+    >>> rho = dyson_density([[0.5, 3.5], [3.5, 0.5]], [0.0, 1.0], [0.5, 0.5])
+    >>> bool(np.allclose(rho, semicircle_pdf([0.0, 1.0], np.sqrt(2.0)), atol=1e-6))
+    True
     """
     S, w = _check_profile(S, fractions)
-    x = _check_grid("x", x)
+    tol, max_iter = _check_solver(tol, max_iter)
+    x = finite("x", x)
+    if x.size == 0:
+        raise ValueError("x must be a non-empty array of finite numbers")
     op = _Operator(S, w)
     if eta is None:
         eta = (1e-8 if op.newton else 1e-3) * _upper_bound(op)
-    eta = _check_eta(eta)
+    eta = positive_scalar("eta", eta)
     m = _solve_dyson(op, x.ravel() + 1j * eta, tol, max_iter)
-    return _out((w @ m.imag / np.pi).reshape(x.shape))
+    return scalar_or_array((w @ m.imag / np.pi).reshape(x.shape))
 
 
-def _real_solution(op: _Operator, lam: float, g0: np.ndarray | None, tol: float):
+def _real_solution(
+    op: _Operator, lam: float, g0: np.ndarray | None, tol: float
+) -> tuple[np.ndarray, float] | None:
     """(g, Perron root of diag(g²)SW) at real λ > 0 on the branch from +∞, or None."""
     m = (-g0 if g0 is not None else np.full(op.B.shape[0], -1.0 / lam)).astype(complex)[:, None]
     z = np.array([lam + 0j])
@@ -420,8 +495,11 @@ def _real_solution(op: _Operator, lam: float, g0: np.ndarray | None, tol: float)
 
 
 def _perron(op: _Operator, d: np.ndarray) -> float:
-    """Perron root of diag(d)·S·W (non-negative): from the r×r matrix C·diag(d)·B, which has
-    the same non-zero eigenvalues, or by power iteration when r is large."""
+    """Perron root of the non-negative diag(d)·S·W.
+
+    From the r×r matrix C·diag(d)·B, which has the same non-zero eigenvalues, or by power
+    iteration when r is large.
+    """
     if op.rank <= 200:
         return float(np.abs(np.linalg.eigvals((op.C * d) @ op.B)).max())
     v = np.ones(d.size)
@@ -439,8 +517,11 @@ _EDGE_CACHE: dict[bytes, float] = {}
 
 
 def _edge(op: _Operator, tol: float = 1e-12) -> float:
-    """Upper edge of the support, cached per profile: root finders on the real axis (BGN
-    outliers) call :func:`dyson_stieltjes` many times for the same profile."""
+    """Upper edge of the support, cached per profile.
+
+    Root finders on the real axis (outliers) call :func:`dyson_stieltjes` many times for
+    the same profile.
+    """
     key = hashlib.blake2b(op.B.tobytes() + op.C.tobytes(), digest_size=16).digest()
     if key not in _EDGE_CACHE:
         if len(_EDGE_CACHE) >= 32:
@@ -472,25 +553,74 @@ def _bisect_edge(op: _Operator, tol: float) -> float:
     return hi
 
 
-def dyson_edge(S, fractions=None) -> float:
+def dyson_edge(S: ArrayLike, fractions: ArrayLike | None = None) -> float:
     r"""Upper edge E of the support of the vector-Dyson density (the support is [−E, E]).
 
     E is where the real solution G(λ) continued from λ = +∞ ceases to exist: the Perron root
-    of the stability operator diag(G²)·S reaches 1 (Ajanki, Erdős & Krüger 2017, square-root
-    edges; RMT_NOTES §6.3). Found by bisection to 1e-10 relative accuracy, bracketed by the
-    top band of a coarse density scan and 2·sqrt(max row sum). For a constant profile σ²,
-    E = 2σ; in general there is no closed form (the 2-block profile [[1, .2], [.2, 3]] with
-    α = (½, ½) has E ≈ 2.495, below 2√(max row sum) = 2.530).
+    of the stability operator diag(G²)·S reaches 1 (Ajanki, Erdős & Krüger 2017: only
+    square-root edges occur). Found by bisection to 1e−10 relative accuracy, bracketed by
+    the top band of a coarse density scan and 2·sqrt(max row sum). For a constant profile
+    σ², E = 2σ; in general there is no closed form: the 2-block profile [[1, .2], [.2, 3]]
+    with α = (½, ½) has E = 2.495, between 2√(Perron root of S·diag α) = 2.458 and
+    2√(max row sum) = 2.530.
+
+    Parameters
+    ----------
+    S : array_like
+        n×n (or K×K with ``fractions``) symmetric non-negative variance profile.
+    fractions : array_like, optional
+        Block sizes α_k for a K-block profile.
+
+    Returns
+    -------
+    float
+        E.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If the profile or fractions are invalid.
+
+    Examples
+    --------
+    >>> round(dyson_edge([[1.0, 0.2], [0.2, 3.0]], [0.5, 0.5]), 3)
+    2.495
     """
     S, w = _check_profile(S, fractions)
-    return _edge(_Operator(S, w))
+    return float(_edge(_Operator(S, w)))
 
 
-def mean_variance(S, fractions=None) -> float:
+def mean_variance(S: ArrayLike, fractions: ArrayLike | None = None) -> float:
     r"""Mean variance σ̄² = Σ_kl α_k α_l S_kl (= n × the mean entry variance).
 
-    This is the paper's σ_ε²·P/𝔟 (Thm 3–4): it sets the semicircle radius 2σ̄ and the outlier
-    θ + σ̄²/θ of Lemma 5 / Theorem 4, exactly when all rows have the same sum.
+    This is the paper's (P/𝔟)σ_ε² (Thms 3–4): it sets the semicircle radius 2σ̄ and the
+    outlier θ + σ̄²/θ of Lemma 5 / Theorem 4, exactly when all rows have the same sum.
+
+    Parameters
+    ----------
+    S : array_like
+        n×n (or K×K with ``fractions``) symmetric non-negative variance profile.
+    fractions : array_like, optional
+        Block sizes α_k for a K-block profile.
+
+    Returns
+    -------
+    float
+        σ̄².
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If the profile or fractions are invalid.
+
+    Examples
+    --------
+    >>> round(mean_variance([[1.0, 0.2], [0.2, 3.0]], [0.5, 0.5]), 12)
+    1.1
     """
     S, w = _check_profile(S, fractions)
     return float(w @ S @ w)
@@ -500,45 +630,80 @@ def mean_variance(S, fractions=None) -> float:
 
 
 class ProfileOutlier(NamedTuple):
-    """Placement-aware spike prediction (see :func:`profile_outlier`)."""
+    """Placement-aware spike prediction of :func:`profile_outlier`.
+
+    Attributes
+    ----------
+    outlier : float or numpy.ndarray
+        Limiting extreme eigenvalue, shaped like θ (±E without an outlier).
+    overlap : float or numpy.ndarray
+        Limiting squared overlap |⟨u, v⟩|², shaped like θ (0 without an outlier).
+    threshold : float
+        θ_c > 0, which depends on where v lives but not on θ.
+    """
 
     outlier: float | np.ndarray
     overlap: float | np.ndarray
     threshold: float
 
 
-def profile_outlier(theta, v_weights, S, fractions=None) -> ProfileOutlier:
+def profile_outlier(
+    theta: ArrayLike, v_weights: ArrayLike, S: ArrayLike, fractions: ArrayLike | None = None
+) -> ProfileOutlier:
     r"""Outlier and overlap of X + θvvᵀ, X with variance profile S, for a given placement of v.
 
     By the isotropic local law (Knowles & Yin 2013; Ajanki, Erdős & Krüger 2017),
-    ⟨v, (λ − X)⁻¹ v⟩ → h(λ) = Σ_i v_i² G_i(λ), with G_i the vector-Dyson Stieltjes vector
+    ⟨v, (λ − X)⁻¹v⟩ → h(λ) = Σ_i v_i² G_i(λ), with G_i the vector-Dyson Stieltjes vector
     (:func:`dyson_stieltjes`). As in Benaych-Georges & Nadakuditi (2011), whose result is the
-    paper's Lemma 5 (RMT_NOTES §6.4):
+    paper's Lemma 5:
 
-    - outlier ρ solves θ h(ρ) = 1, for θ above the threshold θ_c = 1/h(E⁺);
-    - overlap |⟨u, v⟩|² → −1/(θ² h′(ρ)), with G′ = −(I − diag(G²)SW)⁻¹ G²;
+    - outlier ρ solves θh(ρ) = 1, for θ above the threshold θ_c = 1/h(E⁺);
+    - overlap |⟨u, v⟩|² → −1/(θ²h′(ρ)), with G′ = −(I − diag(G²)SW)⁻¹G²;
     - below threshold the top eigenvalue sticks to the edge E and the overlap is 0.
 
     The paper's formula θ + σ̄²/θ (:func:`mean_variance`) is the special case of equal row
     sums; otherwise the outlier depends on where v lives, not only on the mean variance.
-    Negative θ give the mirror image below −E (the law of X is symmetric).
+    On the 2-block profile [[1, .2], [.2, 3]], α = (½, ½), θ = 3, simulation at n = 2000
+    gives 3.195 (v in block 1), 3.520 (block 2) and 3.398 (spread evenly) against the
+    predictions 3.205, 3.530 and 3.388, while θ + σ̄²/θ = 3.367 for all three. Negative θ
+    give the mirror image below −E (the law of X is symmetric).
 
     Parameters
     ----------
-    theta: spike strength(s) (non-zero); an array gives arrays of outliers and overlaps.
-    v_weights: squared entries v_i² (length n), or per-block masses Σ_{i∈k} v_i² (length K);
+    theta : array_like
+        Spike strength(s), non-zero; an array gives arrays of outliers and overlaps.
+    v_weights : array_like
+        Squared entries v_i² (length n), or per-block masses Σ_{i∈k} v_i² (length K);
         non-negative and summing to 1.
-    S, fractions: the variance profile, as in :func:`dyson_density`.
+    S : array_like
+        The variance profile, as in :func:`dyson_density`.
+    fractions : array_like, optional
+        Block sizes α_k for a K-block profile.
 
     Returns
     -------
-    ProfileOutlier(outlier, overlap, threshold); threshold is θ_c > 0 (it depends on v, not θ).
+    ProfileOutlier
+        ``(outlier, overlap, threshold)``.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If θ is zero or not finite, the weights have the wrong length, are negative or do
+        not sum to 1, or the profile is invalid.
+
+    Examples
+    --------
+    >>> S, fr = [[1.0, 0.2], [0.2, 3.0]], [0.5, 0.5]
+    >>> round(profile_outlier(3.0, [1.0, 0.0], S, fr).outlier, 3)  # v in the quiet block
+    3.205
     """
     S, w = _check_profile(S, fractions)
-    theta = np.asarray(theta, dtype=float)
+    theta = real("theta (spike strength)", theta)
     if theta.size == 0 or not np.all(np.isfinite(theta)) or np.any(theta == 0):
         raise ValueError(f"theta must be finite and non-zero, got {theta!r}")
-    u = np.asarray(v_weights, dtype=float).ravel()
+    u = real("v_weights", v_weights).ravel()
     if u.size != S.shape[0]:
         raise ValueError(
             f"v_weights must have length {S.shape[0]} (one per row/block), got {u.size}"
@@ -548,10 +713,10 @@ def profile_outlier(theta, v_weights, S, fractions=None) -> ProfileOutlier:
     op = _Operator(S, w)
     edge = _edge(op)
 
-    def g_at(lam):
+    def g_at(lam: float) -> np.ndarray:
         return -_solve_dyson(op, np.array([lam + 0j]), 1e-13, 20_000)[:, 0].real
 
-    def h(lam):
+    def h(lam: float) -> float:
         return float(u @ g_at(lam))
 
     # G is analytic up to the edge with a square-root singularity, so h(E⁺) is the limit of
@@ -575,141 +740,4 @@ def profile_outlier(theta, v_weights, S, fractions=None) -> ProfileOutlier:
         DB = g[:, None] ** 2 * op.B
         dg = -(g**2 + DB @ np.linalg.solve(np.eye(op.rank) - op.C @ DB, op.C @ g**2))
         outlier[idx], overlap[idx] = np.sign(th) * rho, -1.0 / (t**2 * float(u @ dg))
-    return ProfileOutlier(_out(outlier), _out(overlap), float(threshold))
-
-
-# --- free additive convolution by subordination ---------------------------------------------------
-
-
-def _atoms(spec: np.ndarray):
-    """Distinct eigenvalues and their multiplicities / n: repeated eigenvalues cost once."""
-    vals, counts = np.unique(spec, return_counts=True)
-    return vals, counts / spec.size
-
-
-def _cauchy(atoms, w: np.ndarray):
-    """G(w) = Σ_k p_k/(w − a_k) and its derivative, for a discrete law (a_k, p_k)."""
-    a, p = atoms
-    d = 1.0 / (w[:, None] - a[None, :])
-    return d @ p, -(d**2) @ p
-
-
-def _chunks(n_points: int, atoms):
-    return np.array_split(np.arange(n_points), max(1, n_points * atoms[0].size // 2_000_000))
-
-
-def _pastur(z: np.ndarray, a: np.ndarray, sigma: float, tol: float, max_iter: int):
-    """Solve G = G_A(z − σ²G) (Pastur 1972; Biane 1997 subordination), G convention."""
-    g = 1.0 / z
-    s2 = sigma**2
-    for it in range(max_iter):
-        new = np.empty_like(g)
-        dF = np.empty_like(g)
-        for c in _chunks(z.size, a):
-            new[c], d = _cauchy(a, z[c] - s2 * g[c])
-            dF[c] = 1.0 + s2 * d  # derivative of g − G_A(z − σ²g)
-        F = g - new
-        if np.abs(F).max() <= tol * np.abs(g).max():
-            return g
-        # Newton where it keeps Im G < 0 (the admissible branch); the averaged fixed-point
-        # step (RMT_NOTES §5.1) elsewhere and for the first iterations.
-        step = g - F / dF
-        damped = 0.5 * g + 0.5 * new
-        g = np.where((it >= 10) & (step.imag < 0), step, damped)
-    raise RuntimeError(f"Pastur equation did not converge in {max_iter} iterations; increase eta")
-
-
-def _belinschi_bercovici(z: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float, max_iter: int):
-    """Subordination ω₁(z) = lim (w ↦ h_B(h_A(w) + z) + z), h = 1/G − id (BB 2007, Thm 4.1)."""
-
-    def h_and_dh(spec, w):
-        G = np.empty_like(w)
-        dG = np.empty_like(w)
-        for c in _chunks(w.size, spec):
-            G[c], dG[c] = _cauchy(spec, w[c])
-        return 1.0 / G - w, -dG / G**2 - 1.0
-
-    w = z.copy()
-    for it in range(max_iter):
-        hA, dhA = h_and_dh(a, w)
-        hB, dhB = h_and_dh(b, hA + z)
-        F = hB + z - w
-        if np.abs(F).max() <= tol * np.abs(w).max():
-            return _cauchy(a, w)[0]
-        step = w - F / (dhB * dhA - 1.0)
-        # ω₁ maps C⁺ into {Im ω ≥ Im z}; Newton is kept only where it stays there.
-        w = np.where((it >= 10) & (step.imag >= z.imag), step, hB + z)
-    raise RuntimeError(f"Belinschi–Bercovici iteration did not converge in {max_iter} steps")
-
-
-def free_convolution_stieltjes(
-    z, a, b=None, *, sigma=None, tol: float = 1e-12, max_iter: int = 20_000
-):
-    r"""Stieltjes transform G(z) of μ_A ⊞ μ_B, the limiting spectrum of A + O B Oᵀ.
-
-    - ``sigma`` given (B a semicircle of radius 2σ, i.e. A + Wigner): the Pastur equation
-      G(z) = G_A(z − σ² G(z)) (Pastur 1972; Biane 1997; RMT_NOTES §5.1).
-    - ``b`` given (O Haar, or A, B asymptotically free): the Belinschi–Bercovici (2007)
-      fixed point ω₁ = h_B(h_A(ω₁) + z) + z, h_μ = 1/G_μ − id, and G = G_A(ω₁)
-      (RMT_NOTES §5.2).
-
-    Both are solved at all z at once: the fixed-point map (averaged for Pastur's equation)
-    for the first steps, then Newton's method wherever its step stays on the admissible
-    branch (Im G < 0, resp. Im ω₁ ≥ Im z).
-
-    Parameters
-    ----------
-    z: points with Im z > 0.
-    a: eigenvalues of A (its spectral measure is their empirical law).
-    b: eigenvalues of B; give exactly one of ``b`` and ``sigma``.
-    sigma: semicircle scale σ > 0.
-    """
-    z = np.asarray(z, dtype=complex)
-    if z.size == 0 or not np.all(np.isfinite(z)) or np.any(z.imag <= 0):
-        raise ValueError("z must be a non-empty array with finite entries and Im z > 0")
-    a = _check_spectrum("a", a)
-    if (b is None) == (sigma is None):
-        raise ValueError("give exactly one of b (eigenvalues of B) and sigma (semicircle scale)")
-    flat = z.ravel()
-    if sigma is not None:
-        sigma = float(sigma)
-        if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be finite and > 0, got {sigma!r}")
-        G = _pastur(flat, _atoms(a), sigma, tol, max_iter)
-    else:
-        G = _belinschi_bercovici(flat, _atoms(a), _atoms(_check_spectrum("b", b)), tol, max_iter)
-    return _out(G.reshape(z.shape))
-
-
-def free_convolution_density(
-    x,
-    a,
-    b=None,
-    *,
-    sigma=None,
-    eta: float | None = None,
-    tol: float = 1e-12,
-    max_iter: int = 20_000,
-):
-    r"""Density of μ_A ⊞ μ_B (or μ_A ⊞ semicircle(σ)) on a real grid.
-
-    ρ(x) = −Im G(x + iη)/π with G from :func:`free_convolution_stieltjes` (Stieltjes
-    inversion; RMT_NOTES §0.1, §5). Because μ_A is discrete (N atoms), η must exceed the
-    atom spacing for the result to approximate the N → ∞ density; the default
-    η = 1e-4 × (spread of the spectra) follows RMT_NOTES §5.1.
-
-    Parameters
-    ----------
-    x: real grid.
-    a, b, sigma: as in :func:`free_convolution_stieltjes`.
-    eta: distance from the real axis.
-    """
-    x = _check_grid("x", x)
-    a = _check_spectrum("a", a)
-    if eta is None:
-        spread = np.ptp(a) + (np.ptp(_check_spectrum("b", b)) if b is not None else 0.0)
-        spread += 4 * float(sigma) if sigma is not None and np.isfinite(float(sigma)) else 0.0
-        eta = 1e-4 * max(spread, 1e-12)
-    eta = _check_eta(eta)
-    G = free_convolution_stieltjes(x + 1j * eta, a, b, sigma=sigma, tol=tol, max_iter=max_iter)
-    return _out(-np.asarray(G).imag / np.pi)
+    return ProfileOutlier(scalar_or_array(outlier), scalar_or_array(overlap), float(threshold))
