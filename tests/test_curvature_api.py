@@ -135,7 +135,7 @@ def test_mapping_inputs_with_batch_size_fn():
     torch.manual_seed(4)
     model = DictNet().double()
     x, y = dict_data()
-    size = lambda inputs: inputs["features"].shape[0]  # noqa: E731
+    size = lambda inputs: inputs["features"].shape[0]
     w = params_to_vector(model)
 
     def loss(w):

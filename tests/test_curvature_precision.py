@@ -63,7 +63,7 @@ def test_bf16_top_eigenvalue_matches_float64_reference():
 def test_bf16_other_estimators_match_float64_runs():
     """Hutchinson, SLQ and Algorithm 1 on the bfloat16 operator against the same estimators
     (same seeds, hence the same probe and start vectors) on the float64 operator."""
-    op, eigs, H = bf16_problem()
+    op, eigs, _ = bf16_problem()
     exact = HessianOperator(op.model, op.loss_fn, op.batches, dtype=torch.float64)
     tr, tr64 = hutchinson_trace(op, 20, seed=0), hutchinson_trace(exact, 20, seed=0)
     assert abs(tr.trace - tr64.trace) < 0.01 * abs(tr64.trace)
