@@ -113,7 +113,7 @@ def time_vgg(device, n, batch, steps, num_classes):
         print(f"    full-data HVP {method:<22}: {t:.3f} s  (HVP/gradient {t / t_grad:.2f})")
     op = HessianOperator(model, loss, batches, method="auto")
     op @ v
-    print(f"    method='auto' chose {op.method}")
+    print(f"    method='auto' chose {op.method_used}")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     res = lanczos(op, steps, seed=0)
