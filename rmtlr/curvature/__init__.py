@@ -7,10 +7,12 @@ batch, a list of batches or a loader) into a P×P operator on flat parameter vec
 :func:`hessian_variance` work on any :class:`CurvatureOperator` (the last on a network
 operator); :func:`vector_to_params` maps a flat vector back to the layers.
 
-Layers, each importing only those before it: ``base`` (operator algebra), ``params`` and
-``batches`` (flat vectors, data), ``hvp`` (per-batch product kernels), ``operators``
-(network operators), then the algorithms ``lanczos``, ``eigen``, ``density``, ``variance``
-and ``distributed``.
+Modules, each importing only those before it (and never another's private names):
+``checks`` (argument checks), ``base`` (operator algebra), ``params`` and ``batches`` (flat
+vectors, data), ``hvp`` (per-batch product kernels, which know nothing of operators),
+``operators`` (the network operators: data handling, weighting, model state), then the
+algorithms ``lanczos``, ``eigen``, ``density``, ``variance`` and ``distributed``, which use
+only the operators' public API.
 """
 
 from rmtlr.curvature.base import CurvatureOperator, LinearCombination, MatrixOperator, as_operator
