@@ -31,6 +31,11 @@ def setup():
     return model, x, y, v
 
 
+def block(v):
+    """Three vectors as a P×3 block (one all-reduce for all three)."""
+    return torch.stack([v, v.flip(0), v.roll(1)], dim=1)
+
+
 def shard(rank, x, y):
     # Uneven shards (15 and 8 samples) in uneven batches: weighting must be by samples.
     lo, hi = (0, 15) if rank == 0 else (15, 23)
@@ -50,7 +55,7 @@ def worker(rank, world, init_file, out_dir):
         lopsided = DistributedOperator(HessianOperator(model, loss, [(x, y)] if rank == 0 else []))
         res = lanczos(h, 12, seed=4)
         torch.save({"hv": h @ v, "gv": gg @ v, "ritz": torch.from_numpy(res.ritz_values),
-                    "hv_lopsided": lopsided @ v},
+                    "hv_lopsided": lopsided @ v, "hV": h @ block(v)},
                    os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -71,6 +76,7 @@ def test_two_gloo_processes_equal_single_process():
         assert torch.allclose(out["hv"], single_h @ v, rtol=1e-12, atol=1e-14)
         assert torch.allclose(out["gv"], single_g @ v, rtol=1e-12, atol=1e-14)
         assert torch.allclose(out["hv_lopsided"], single_h @ v, rtol=1e-12, atol=1e-14)
+        assert torch.allclose(out["hV"], single_h @ block(v), rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(out["ritz"].numpy(), ritz, rtol=1e-9)
     assert torch.equal(outs[0]["hv"], outs[1]["hv"])  # all-reduce: identical on every rank
 

@@ -18,8 +18,16 @@ from rmtlr.curvature import (
     slq_vector_seeds,
     top_eigenpairs,
 )
-from rmtlr.rmt.batch import effective_batch_size
-from rmtlr.rmt.batch import hessian_variance as dense_hessian_variance
+
+
+def effective_batch_size(b, N):
+    """𝔟(b, N) = b/(1 − b/N) (Granziol et al. 2022, Eq. 6), written out as a reference."""
+    return b / (1 - b / N)
+
+
+def dense_entry_variance(per_sample):
+    """Mean over entries of the sample variance (ddof=1) of per-sample matrices."""
+    return float(np.mean(np.var(np.asarray(per_sample), axis=0, ddof=1)))
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
 
@@ -61,11 +69,11 @@ def test_lanczos_extremes_converge_early_and_ritz_vectors_are_eigenvectors():
     y = res.ritz_vectors[:, -1]
     assert float((A @ y - res.ritz_values[-1] * y).norm()) < 1e-8
     assert abs(float(y.norm()) - 1) < 1e-10
-    vals, vecs = top_eigenpairs(MatrixOperator(A), k=3, steps=60, seed=1)
-    np.testing.assert_allclose(vals, eigs[::-1][:3], rtol=1e-8)
-    assert vecs.shape == (200, 3)
-    low, _ = top_eigenpairs(A, k=2, steps=60, which="smallest")
-    np.testing.assert_allclose(low, eigs[:2], rtol=1e-8)
+    top = top_eigenpairs(MatrixOperator(A), k=3, num_steps=60, seed=1)
+    np.testing.assert_allclose(top.values, eigs[::-1][:3], rtol=1e-8)
+    assert top.vectors.shape == (200, 3) and top.converged.all()
+    low = top_eigenpairs(A, k=2, num_steps=60, which="smallest")
+    np.testing.assert_allclose(low.values, eigs[:2], rtol=1e-8)
 
 
 def test_lanczos_basis_stays_orthonormal_on_a_clustered_spectrum():
@@ -122,7 +130,7 @@ def test_lanczos_on_network_hessian_matches_eigh_and_scipy_eigsh():
 
 def test_slq_quadrature_is_exact_for_low_degree_moments():
     A, _ = spiked(P=200, seed=2)
-    dens = slq_density(MatrixOperator(A), num_iters=20, num_vectors=8, seed=10)
+    dens = slq_density(MatrixOperator(A), num_steps=20, num_vectors=8, seed=10)
     for k in range(1, 6):  # Gauss quadrature with m = 20 nodes is exact up to degree 39
         exact = np.mean([float(start_vector(200, s) @ torch.linalg.matrix_power(A, k)
                                @ start_vector(200, s)) for s in slq_vector_seeds(10, 8)])
@@ -141,7 +149,7 @@ def test_slq_seeds_give_independent_vector_sets():
 def test_slq_moments_match_traces_of_powers_within_monte_carlo_error():
     A, _ = spiked(P=200, seed=2)
     P, n_v = 200, 30
-    dens = slq_density(MatrixOperator(A), num_iters=20, num_vectors=n_v, seed=0)
+    dens = slq_density(MatrixOperator(A), num_steps=20, num_vectors=n_v, seed=0)
     for k in (1, 2, 3, 4):
         M = torch.linalg.matrix_power(A, k).numpy()
         mean = np.trace(M) / P
@@ -156,13 +164,13 @@ def test_slq_density_edge_zero_mass_and_normalisation():
     rng = np.random.default_rng(4)
     bulk = np.concatenate([np.zeros(P // 2), rng.uniform(1.0, 2.0, P // 2)])
     A = matrix_with_spectrum(bulk, seed=4)
-    dens = slq_density(MatrixOperator(A), num_iters=30, num_vectors=4, seed=0, zero_tol=1e-6)
+    dens = slq_density(MatrixOperator(A), num_steps=30, num_vectors=4, seed=0, zero_tol=1e-6)
     # ∫ρ = Σ weights = 1 up to the Gaussian tails beyond ±5σ of the grid (< 1e-6) and the
     # trapezoid error on 1000 points.
     assert abs(np.trapezoid(dens.density, dens.grid) - 1) < 1e-3
     np.testing.assert_allclose(dens.density_on(dens.grid), dens.density, rtol=1e-12)
-    g2 = np.linspace(dens.grid[0] - 10 * dens.sigma, dens.grid[-1] + 10 * dens.sigma, 2000)
-    wide = dens.density_on(g2, 2 * dens.sigma)  # a wider kernel on a wider grid: still mass 1
+    g2 = np.linspace(dens.grid[0] - 10 * dens.kernel_width, dens.grid[-1] + 10 * dens.kernel_width, 2000)
+    wide = dens.density_on(g2, 2 * dens.kernel_width)  # a wider kernel on a wider grid: still mass 1
     assert abs(np.trapezoid(wide, g2) - 1) < 1e-3
     # Null space: weight of q on it ~ Beta(P/4, P/4) with mean 1/2 and sd ≈ 1/sqrt(2P)=0.016
     # per vector; 5 sd of a mean of 4.
@@ -225,7 +233,7 @@ def test_hessian_variance_per_sample_matches_known_matrices():
     sd = np.sqrt(2 / (P + 2) * (np.trace(Qn @ Qn) / P - mean**2) / n_z)
     assert abs(res.sigma2 - mean) < 5 * sd
     # Mapping to Theorem 4's σ_ε (per-entry variance, ddof=1): σ_ε² = σ²·𝔟(1, N)/P.
-    target = dense_hessian_variance(X.numpy(), ddof=1)
+    target = dense_entry_variance(X.numpy())
     assert abs(res.sigma_eps**2 - target) < 5 * sd * effective_batch_size(1, N) / P
     assert res.num_units == N and res.unit_size == 1.0 and 0 < res.stderr < 5 * sd
 
@@ -243,35 +251,56 @@ def test_hessian_variance_per_minibatch_and_partition_mapping():
     zs = [z / z.norm() for z in (torch.randn(P, generator=g, dtype=torch.float64) for _ in range(50))]
     assert abs(res.sigma2 - np.mean([float(z @ Q @ z) for z in zs])) < 1e-10 * res.sigma2
     assert res.unit_size == b and res.num_units == N // b
-    # The mapping σ_ε² = E‖H_u − H‖_F²·𝔟(b, N)/P² over random partitions (Eq. 6): check
-    # by Monte Carlo over 2000 partitions with the dense matrices; the spread of
-    # ‖H_u − H‖_F² across partitions gives a 5-sd band.
+    assert abs(res.sigma_eps**2 - res.sigma2 * effective_batch_size(b, N) / P) < 1e-12
+
+
+def test_hessian_variance_sigma_eps_is_unbiased_over_random_partitions():
+    """σ_ε² = σ²·𝔟(b, N)/P is exact in expectation over random partitions into batches of b
+    (Eq. 6). The library's own σ_ε over 300 random partitions (2 vectors each) must average
+    to the dense per-entry variance (ddof=1); the spread of the 300 values gives a 5-sd
+    band. Mapping with b instead of 𝔟(b, N) would be 1/(1 − b/N) = 4/3 too small here."""
+    N, P, b = 24, 6, 6
+    X = known_per_sample(N, P, seed=11)
+    model = Quadratic(P)
     rng = np.random.default_rng(0)
-    Xn = X.numpy()
     vals = []
-    for _ in range(2000):
-        idx = rng.permutation(N)[:b]
-        vals.append(np.sum((Xn[idx].mean(0) - Xn.mean(0)) ** 2))
-    vals = np.asarray(vals) * effective_batch_size(b, N) / P**2
-    target = dense_hessian_variance(Xn, ddof=1)
-    assert abs(vals.mean() - target) < 5 * vals.std() / np.sqrt(len(vals))
+    for r in range(300):
+        perm = torch.from_numpy(rng.permutation(N))
+        parts = [(X[perm[i:i + b]], torch.zeros(b)) for i in range(0, N, b)]
+        op = HessianOperator(model, lambda out, y: out.mean(), parts, method="double-backward")
+        vals.append(hessian_variance(op, 2, per_sample=False, seed=r).sigma_eps ** 2)
+    vals = np.asarray(vals)
+    target = dense_entry_variance(X.numpy())
+    band = 5 * vals.std() / np.sqrt(len(vals))
+    assert abs(vals.mean() - target) < band
+    assert band < 0.25 * target  # the band resolves the 𝔟 factor (b/𝔟 = 0.75)
 
 
 def test_density_and_lanczos_bad_input():
     A, _ = spiked(P=20)
     op = MatrixOperator(A)
-    with pytest.raises(ValueError, match="num_iters"):
+    with pytest.raises(ValueError, match="num_steps"):
         lanczos(op, 0)
-    with pytest.raises(ValueError, match="num_iters"):
+    with pytest.raises(ValueError, match="num_steps"):
         lanczos(op, 21)
+    with pytest.raises(TypeError, match="num_steps must be an integer"):
+        lanczos(op, 2.5)
+    with pytest.raises(TypeError, match="num_steps must be an integer"):
+        lanczos(op, "5")
+    with pytest.raises(TypeError, match="k must be an integer"):
+        top_eigenpairs(op, k=2.7)
+    with pytest.raises(ValueError, match="seed"):
+        lanczos(op, 3, seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        slq_density(op, 3, seed=0.5)
     with pytest.raises(ValueError, match="non-zero"):
         lanczos(op, 3, v0=torch.zeros(20, dtype=torch.float64))
     with pytest.raises(ValueError, match="k must"):
         top_eigenpairs(op, 0)
     with pytest.raises(ValueError, match="num_vectors"):
         slq_density(op, 5, 0)
-    with pytest.raises(ValueError, match="sigma"):
-        slq_density(op, 5, 1, sigma=-1.0)
+    with pytest.raises(ValueError, match="kernel_width"):
+        slq_density(op, 5, 1, kernel_width=-1.0)
     with pytest.raises(ValueError, match="num_vectors"):
         hutchinson_trace(op, 1)
     with pytest.raises(TypeError, match="HessianOperator"):

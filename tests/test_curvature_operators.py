@@ -343,8 +343,15 @@ def test_to_scipy_and_numpy_vectors():
     lin = op.to_scipy()
     assert lin.shape == op.shape and lin.dtype == np.float64
     np.testing.assert_allclose(lin @ v, ref, rtol=1e-13)
-    np.testing.assert_allclose(lin.matvec(v[:, None]).ravel(), ref, rtol=1e-13)
     np.testing.assert_allclose(op.matvec(v), ref, rtol=1e-13)
+    np.testing.assert_allclose(op(v), ref, rtol=1e-13)
+    # Blocks: SciPy's matmat, and the operator's own, column by column.
+    V = np.random.default_rng(1).standard_normal((op.shape[0], 3))
+    ref_block = np.stack([(op @ torch.from_numpy(c)).numpy() for c in V.T], axis=1)
+    np.testing.assert_allclose(lin.matmat(V), ref_block, rtol=1e-13)
+    np.testing.assert_allclose(lin @ V, ref_block, rtol=1e-13)
+    np.testing.assert_allclose(op @ V, ref_block, rtol=1e-13)
+    np.testing.assert_allclose(lin.T @ v, ref, rtol=1e-13)
 
 
 def test_params_selection_gives_the_sub_block():
@@ -366,11 +373,11 @@ def test_float32_operator_of_a_float64_model_and_auto_method():
     x, y = cnn_data()
     H = dense_hessian(model, forward_eval, x, y)
     op = HessianOperator(model, nn.CrossEntropyLoss(), (x, y), dtype=torch.float32)
-    assert op.dtype == torch.float32 and op.method == "auto"
+    assert op.dtype == torch.float32 and op.method == "auto" and op.method_used is None
     # float32 rounding: ~1e-7 per operation through a few layers → 1e-4 is generous but
     # still 4 orders below an O(1) error.
     assert rel(densify(op).double(), H) < 1e-4
-    assert op.method in ("forward-over-reverse", "double-backward")
+    assert op.method == "auto" and op.method_used in ("forward-over-reverse", "double-backward")
 
 
 def test_model_state_unchanged_after_every_public_call():
@@ -400,7 +407,7 @@ def test_model_state_unchanged_after_every_public_call():
     v = torch.randn(ops[0].shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     calls = [lambda op=op: op @ v for op in ops]
     calls += [lambda: ops[0].gradient(), lambda: lanczos(ops[1], 5, seed=0),
-              lambda: top_eigenpairs(ops[2], 2, steps=6), lambda: slq_density(ops[3], 4, 2),
+              lambda: top_eigenpairs(ops[2], 2, num_steps=6), lambda: slq_density(ops[3], 4, 2),
               lambda: hutchinson_trace(ops[4], 2), lambda: hessian_variance(ops[0], 2),
               lambda: hessian_variance(ops[4], 2, per_sample=False)]
     for call in calls:
@@ -503,14 +510,12 @@ def test_one_batch_convenience_functions():
 
 
 @pytest.mark.parametrize("method", ["auto", "double-backward"])
-def test_per_sample_products_do_not_leak_into_the_cached_graph(method, monkeypatch):
+def test_per_sample_products_do_not_leak_into_the_cached_graph(method):
     """hessian_variance's per-sample products come first here; with the default graph
     cache the operator must still multiply by the whole-batch Hessian afterwards."""
     from rmtlr.curvature import hessian_variance
-    from rmtlr.curvature import operators as ops_module
 
-    monkeypatch.setattr(ops_module, "_AUTO_CHOICE", {})  # make 'auto' measure here
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # a new model object: 'auto' measures here
     model = mlp().double()
     x, y = mlp_data()
     op = HessianOperator(model, CE, (x, y), method=method)
@@ -525,12 +530,9 @@ def mse_model():
 
 
 @pytest.mark.parametrize("loss", [nn.MSELoss(), nn.HuberLoss(delta=0.5)], ids=["mse", "huber"])
-def test_regression_losses_hessian_auto_and_ggn(loss, monkeypatch):
+def test_regression_losses_hessian_auto_and_ggn(loss):
     """torch 2.14 has no forward-mode derivative of mse_loss's/huber_loss's backward:
     'auto' must fall back to double-backward, and the GGN must not need it."""
-    from rmtlr.curvature import operators as ops_module
-
-    monkeypatch.setattr(ops_module, "_AUTO_CHOICE", {})
     model = mse_model()
     g = torch.Generator().manual_seed(6)
     x = torch.randn(9, 4, generator=g, dtype=torch.float64)

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from rmtlr.curvature.base import CurvatureOperator
-from rmtlr.curvature.operators import _check_finite, _NetworkOperator
+from rmtlr.curvature.operators import NetworkOperator
 
 __all__ = ["DistributedOperator"]
 
@@ -24,34 +24,42 @@ class DistributedOperator(CurvatureOperator):
 
     Parameters
     ----------
-    local: the operator over this rank's shard (same model weights on every rank; a rank
+    local : NetworkOperator
+        The operator over this rank's shard (same model weights on every rank; a rank
         with an empty shard is allowed as long as the global data is not empty).
-    group: process group (default: the world). The backend must support the operator's
+    group : torch.distributed.ProcessGroup, optional
+        Process group (default: the world). Its backend must support the operator's
         device (gloo for CPU tensors, nccl for CUDA).
+
+    Raises
+    ------
+    TypeError
+        If ``local`` is not a network operator.
+    ValueError
+        If ``torch.distributed`` is not initialised.
     """
 
-    def __init__(self, local: _NetworkOperator, group=None):
-        if not isinstance(local, _NetworkOperator):
+    def __init__(self, local: NetworkOperator, *, group: dist.ProcessGroup | None = None):
+        if not isinstance(local, NetworkOperator):
             raise TypeError("local must be a HessianOperator or GGNOperator, "
                             f"got {type(local).__name__}")
         if not dist.is_available() or not dist.is_initialized():
             raise ValueError("torch.distributed is not initialised: call "
                              "torch.distributed.init_process_group first")
         self.local, self.group = local, group
-        self._P, self._dtype, self._device = local._P, local.dtype, local.device
+        self._P, self._dtype, self._device = local.shape[0], local.dtype, local.device
 
-    def _matvec(self, v):
-        try:
-            total, n = self.local.accumulate(v)
-        except ValueError as err:
-            if "empty" not in str(err):
-                raise
-            total, n = torch.zeros_like(v), 0
-        count = torch.tensor([float(n)], dtype=torch.float64, device=v.device)
+    def _reduce(self, V: torch.Tensor) -> torch.Tensor:
+        total, n = self.local.accumulate(V)
+        count = torch.tensor([float(n)], dtype=torch.float64, device=V.device)
         dist.all_reduce(total, group=self.group)
         dist.all_reduce(count, group=self.group)
         if count.item() == 0:
             raise ValueError("data is empty on every rank (no samples)")
-        out = total.div_(count.item())
-        _check_finite(out, self.local._kind)
-        return out
+        return self.local.check_product(total.div_(count.item()))
+
+    def _matvec(self, v: torch.Tensor) -> torch.Tensor:
+        return self._reduce(v)
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return self._reduce(V)

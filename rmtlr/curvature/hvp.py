@@ -39,6 +39,8 @@ function (``benchmarks/RESULTS.md`` has the measurements, on a BatchNorm CNN on 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,18 +49,19 @@ from torch.func import functional_call, grad, vjp
 from torch.func import jvp as _torch_jvp
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["BN_MODES", "HVP_METHODS", "batch_norm_statistics", "ggn_vector_product",
-           "hessian_vector_product"]
+from rmtlr.curvature.params import params_to_vector, vector_to_params
 
-#: Supported HVP methods.
+__all__ = ["BN_MODES", "HVP_METHODS", "BatchProducts", "batch_norm_statistics"]
+
+#: The two Hessian-vector product methods (see the module docstring).
 HVP_METHODS = ("forward-over-reverse", "double-backward")
-#: Supported BatchNorm treatments.
+#: BatchNorm treatments: running statistics, or each batch's own statistics held fixed.
 BN_MODES = ("eval", "frozen-train")
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
 
-def jvp(*args, **kw):
+def _jvp(*args, **kw):
     """torch.func.jvp without the FutureWarning torch itself raises on first use.
 
     Forward-mode AD loads its decompositions through ``torch.jit.script`` once per
@@ -74,13 +77,13 @@ def jvp(*args, **kw):
 def _scalar_loss(loss: torch.Tensor) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError("loss_fn must return a scalar (a mean over the batch, e.g. "
-                         f"reduction='mean'), got {shape}")
+        raise ValueError("loss_fn must return a scalar (a mean or a sum over the batch, "
+                         f"reduction='mean' or 'sum'), got {shape}")
     return loss
 
 
-def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor],
-                          x: torch.Tensor) -> dict[str, torch.Tensor]:
+def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor], x: Any, *,
+                          num_samples: int | None = None) -> dict[str, torch.Tensor]:
     """Train-mode batch statistics of every BatchNorm layer for the batch ``x``.
 
     Runs one train-mode forward pass without gradients, on copies of the buffers (the
@@ -92,12 +95,29 @@ def batch_norm_statistics(model: nn.Module, tensors: dict[str, torch.Tensor],
 
     Parameters
     ----------
-    model: the network. tensors: parameters and buffers by name (as for
-    ``torch.func.functional_call``). x: the input batch (at least 2 samples).
+    model : torch.nn.Module
+        The network (its train/eval flags are restored afterwards).
+    tensors : dict of str to torch.Tensor
+        Parameters and buffers by name, as for ``torch.func.functional_call``.
+    x : torch.Tensor or mapping of str to torch.Tensor
+        The input batch, passed to the model as its one argument.
+    num_samples : int or None, optional
+        Samples in the batch; default ``x.shape[0]`` (required when x is a mapping).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``"<layer>.running_mean"`` and ``"<layer>.running_var"`` of every BatchNorm layer.
+
+    Raises
+    ------
+    ValueError
+        If the batch has fewer than 2 samples, or a BatchNorm layer is applied twice.
     """
-    if x.shape[0] < 2:
+    n = x.shape[0] if num_samples is None else num_samples
+    if n < 2:
         raise ValueError("bn_mode='frozen-train' needs batches of at least 2 samples "
-                         f"(batch statistics of 1 sample are degenerate), got {x.shape[0]}")
+                         f"(batch statistics of 1 sample are degenerate), got {n}")
     stats: dict[str, torch.Tensor] = {}
     hooks = []
 
@@ -272,8 +292,11 @@ _CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "group
 
 
 def _conv_args(func, args, kwargs):
-    """A convolution call as (x, w, b, stride, padding, dilation, groups) with explicit
-    per-dimension lists, or None where it is not one the rewrites handle (string padding)."""
+    """Return a convolution call's (x, w, b, stride, padding, dilation, groups).
+
+    Strides etc. as explicit per-dimension lists; None where the call is not one the
+    rewrites handle (string padding).
+    """
     a = {**dict(zip(_CONV_ARGS, args)), **kwargs}
     n = _CONVS[func]
     if a["input"].ndim != n + 2 or isinstance(a.get("padding", 0), str):
@@ -358,58 +381,87 @@ class _CurvatureForward(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _split(v: torch.Tensor, names, shapes, numels) -> dict[str, torch.Tensor]:
-    return {n: t.view(s) for n, t, s in zip(names, torch.split(v, numels), shapes)}
-
-
 class BatchProducts:
-    """Curvature-vector products of one model/loss pair, shared by the operators.
+    """Curvature-vector products of one model/loss pair on one batch at a time.
+
+    The products are those of the batch loss exactly as ``loss_fn`` returns it (a mean or a
+    sum over the batch): weighting batches against each other is the operators' business
+    (:mod:`rmtlr.curvature.operators`), not this class's.
 
     Parameters
     ----------
-    model, loss_fn: the network and a scalar (mean-reduced) loss ``loss_fn(output, y)``.
-    params: names of the parameters the curvature is taken in.
-    tensors: every parameter and buffer by name, already on the target device/dtype.
+    model : torch.nn.Module
+        The network; it is only evaluated through ``torch.func.functional_call`` with
+        ``tensors``, never modified.
+    loss_fn : callable
+        ``loss_fn(output, y)`` returning a scalar tensor.
+    params : list of str
+        Names of the parameters the curvature is taken in, in vector order.
+    tensors : dict of str to torch.Tensor
+        Every parameter and buffer by name, already on the target device and dtype.
     """
 
-    def __init__(self, model: nn.Module, loss_fn, params: list[str],
-                 tensors: dict[str, torch.Tensor]):
+    def __init__(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor],
+                 params: list[str], tensors: dict[str, torch.Tensor]):
         self.model, self.loss_fn, self.names = model, loss_fn, params
         self.tensors = tensors
-        self.shapes = [tensors[n].shape for n in params]
-        self.numels = [tensors[n].numel() for n in params]
         self.primals = {n: tensors[n] for n in params}
         self.fixed = {k: v for k, v in tensors.items() if k not in self.primals}
         self._graph = None
 
-    def _forward(self, p: dict[str, torch.Tensor], x, bn_stats, double_backward=False):
+    def _forward(self, p: dict[str, torch.Tensor], x: Any, bn_stats: dict | None,
+                 double_backward: bool = False) -> torch.Tensor:
         fixed = self.fixed if not bn_stats else {**self.fixed, **bn_stats}
         with _CurvatureForward(double_backward):
             return functional_call(self.model, {**fixed, **p}, (x,))
 
-    def _loss(self, p, x, y, bn_stats, double_backward=False):
+    def _loss(self, p: dict[str, torch.Tensor], x: Any, y: torch.Tensor,
+              bn_stats: dict | None, double_backward: bool = False) -> torch.Tensor:
         out = self._forward(p, x, bn_stats, double_backward)
         return _scalar_loss(self.loss_fn(out, y))
 
-    def flat(self, d: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([d[n].reshape(-1) for n in self.names])
+    def _columns(self, V: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        cols = [V] if V.ndim == 1 else [V[:, i] for i in range(V.shape[1])]
+        return [vector_to_params(c, self.primals) for c in cols]
 
-    def hvp(self, v: torch.Tensor, x, y, bn_stats, method: str, cache: bool = False
-            ) -> torch.Tensor:
-        """H_b·v for the mean loss of the batch (x, y); see the module docstring.
+    @staticmethod
+    def _stack(V: torch.Tensor, outs: list[torch.Tensor]) -> torch.Tensor:
+        return outs[0] if V.ndim == 1 else torch.stack(outs, dim=1)
 
-        ``cache`` (double-backward only): keep the gradient graph of this batch and reuse
-        it for later products, so each further product is one backward pass through it
-        (for operators over a single batch; memory grows with the graph).
+    def hvp(self, V: torch.Tensor, x: Any, y: torch.Tensor, bn_stats: dict | None,
+            method: str, cache: bool = False) -> torch.Tensor:
+        """H_b·V for the batch loss of (x, y); see the module docstring.
+
+        Parameters
+        ----------
+        V : torch.Tensor
+            A flat vector (P,) or a block (P, k).
+        x : torch.Tensor or mapping of str to torch.Tensor
+            The batch's input, passed to the model as its one argument.
+        y : torch.Tensor
+            The batch's targets.
+        bn_stats : dict or None
+            Frozen BatchNorm statistics (:func:`batch_norm_statistics`), or None.
+        method : str
+            One of :data:`HVP_METHODS`.
+        cache : bool, optional
+            Double-backward only: keep the gradient graph of this batch and reuse it for
+            later products, so that each further product is one backward pass through it
+            (for operators over a single batch; memory grows with the graph).
+
+        Returns
+        -------
+        torch.Tensor
+            H_b·V, of V's shape.
         """
-        vd = _split(v, self.names, self.shapes, self.numels)
+        cols = self._columns(V)
         if method == "forward-over-reverse":
             def g(p):
                 return grad(lambda q: self._loss(q, x, y, bn_stats))(p)
-            _, hv = jvp(g, (self.primals,), (vd,))
-            return self.flat(hv)
+            return self._stack(V, [params_to_vector(_jvp(g, (self.primals,), (c,))[1])
+                                   for c in cols])
         graph = self._graph if cache else None
-        if graph is not None and graph[2] != (tuple(x.shape), tuple(y.shape)):
+        if graph is not None and graph[2] != _shape_key(x, y):
             graph = None  # a graph is only valid for the batch it was built on
         if graph is None:
             leaves = {n: t.detach().requires_grad_(True) for n, t in self.primals.items()}
@@ -417,60 +469,92 @@ class BatchProducts:
                 loss = self._loss(leaves, x, y, bn_stats, double_backward=True)
                 gs = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
                                          allow_unused=True)
-            graph = (leaves, gs, (tuple(x.shape), tuple(y.shape)))
+            graph = (leaves, gs, _shape_key(x, y))
             if cache:
                 self._graph = graph
         leaves, gs, _ = graph
         used = [(n, gi) for n, gi in zip(leaves, gs) if gi is not None and gi.requires_grad]
         if not used:
-            return torch.zeros_like(v)
-        with torch.enable_grad():
-            hv = torch.autograd.grad([gi for _, gi in used], list(leaves.values()),
-                                     grad_outputs=[vd[n] for n, _ in used],
-                                     retain_graph=cache, allow_unused=True)
-        return torch.cat([(h if h is not None else torch.zeros_like(leaves[n])).reshape(-1)
-                          for n, h in zip(leaves, hv)])
+            return torch.zeros_like(V)
+        outs = []
+        for i, c in enumerate(cols):
+            # The graph serves every column; only the last pass may free it (uncached).
+            keep = cache or i < len(cols) - 1
+            with torch.enable_grad():
+                hv = torch.autograd.grad([gi for _, gi in used], list(leaves.values()),
+                                         grad_outputs=[c[n] for n, _ in used],
+                                         retain_graph=keep, allow_unused=True)
+            outs.append(torch.cat([(h if h is not None else torch.zeros_like(leaves[n]))
+                                   .reshape(-1) for n, h in zip(leaves, hv)]))
+        return self._stack(V, outs)
 
-    def ggnvp(self, v: torch.Tensor, x, y, bn_stats) -> torch.Tensor:
-        """G_b·v = Jᵀ H_ℓ J v for the mean loss of the batch (x, y)."""
-        vd = _split(v, self.names, self.shapes, self.numels)
+    def ggnvp(self, V: torch.Tensor, x: Any, y: torch.Tensor, bn_stats: dict | None
+              ) -> torch.Tensor:
+        """G_b·V = Jᵀ H_ℓ J V for the batch loss of (x, y).
+
+        Parameters
+        ----------
+        V : torch.Tensor
+            A flat vector (P,) or a block (P, k).
+        x : torch.Tensor or mapping of str to torch.Tensor
+            The batch's input.
+        y : torch.Tensor
+            The batch's targets.
+        bn_stats : dict or None
+            Frozen BatchNorm statistics, or None.
+
+        Returns
+        -------
+        torch.Tensor
+            G_b·V, of V's shape.
+        """
+        cols = self._columns(V)
 
         def f(p):
             return self._forward(p, x, bn_stats)
 
-        out, jv = jvp(f, (self.primals,), (vd,))
+        out, pull = vjp(f, self.primals)
         # H_ℓ·(Jv) in output space by double-backward: small, and it works for every loss
         # (torch 2.14 has no forward-mode derivative of mse_loss's or huber_loss's backward).
         with torch.enable_grad():
             o = out.detach().requires_grad_(True)
             (g_o,) = torch.autograd.grad(_scalar_loss(self.loss_fn(o, y)), o, create_graph=True)
+        outs = []
+        for c in cols:
+            jv = _jvp(f, (self.primals,), (c,))[1]
             hjv = None
             if g_o.requires_grad:  # else the loss is linear in the output: H_ℓ = 0
-                (hjv,) = torch.autograd.grad(g_o, o, grad_outputs=jv, allow_unused=True)
-        if hjv is None:
-            hjv = torch.zeros_like(out)
-        _, pull = vjp(f, self.primals)
-        return self.flat(pull(hjv)[0])
+                with torch.enable_grad():
+                    (hjv,) = torch.autograd.grad(g_o, o, grad_outputs=jv, retain_graph=True,
+                                                 allow_unused=True)
+            if hjv is None:
+                hjv = torch.zeros_like(out)
+            outs.append(params_to_vector(pull(hjv)[0]))
+        return self._stack(V, outs)
 
-    def loss_and_grad(self, x, y, bn_stats):
-        """The batch loss and its flat gradient (for timing and sanity checks)."""
+    def loss_and_grad(self, x: Any, y: torch.Tensor, bn_stats: dict | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the batch loss and its flat gradient.
+
+        Parameters
+        ----------
+        x : torch.Tensor or mapping of str to torch.Tensor
+            The batch's input.
+        y : torch.Tensor
+            The batch's targets.
+        bn_stats : dict or None
+            Frozen BatchNorm statistics, or None.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The scalar loss and the gradient (P,).
+        """
         g, loss = torch.func.grad_and_value(lambda q: self._loss(q, x, y, bn_stats))(self.primals)
-        return loss, self.flat(g)
+        return loss, params_to_vector(g)
 
 
-def hessian_vector_product(model: nn.Module, loss_fn, x, y, v: torch.Tensor, *,
-                           method: str = "forward-over-reverse", bn_mode: str = "eval"):
-    """H·v of ``loss_fn(model(x), y)`` in all trainable parameters, flat (Pearlmutter 1994).
-
-    A one-batch convenience around :class:`rmtlr.curvature.HessianOperator`, which handles
-    parameter selection, several batches and model-state restoration.
-    """
-    from rmtlr.curvature.operators import HessianOperator
-    return HessianOperator(model, loss_fn, (x, y), method=method, bn_mode=bn_mode) @ v
-
-
-def ggn_vector_product(model: nn.Module, loss_fn, x, y, v: torch.Tensor, *,
-                       bn_mode: str = "eval"):
-    """G·v = Jᵀ H_ℓ J v of ``loss_fn(model(x), y)`` (Schraudolph 2002), flat."""
-    from rmtlr.curvature.operators import GGNOperator
-    return GGNOperator(model, loss_fn, (x, y), bn_mode=bn_mode) @ v
+def _shape_key(x: Any, y: torch.Tensor) -> tuple:
+    xs = (tuple((k, tuple(t.shape)) for k, t in x.items()) if isinstance(x, Mapping)
+          else tuple(x.shape))
+    return xs, tuple(y.shape)

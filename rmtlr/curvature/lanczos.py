@@ -8,8 +8,12 @@ weights of the spectral measure of A seen from q₁ (Golub & Meurant 2010), the 
 stochastic Lanczos quadrature. This is how Granziol et al. (2022, Sec. 4 and App.) measure
 network spectra: m = 100, one random start, full re-orthogonalisation.
 
-Vectors live on the operator's device in its dtype; T is accumulated and diagonalised in
-float64. Each new vector, after the three-term recurrence, is re-orthogonalised against the
+Precision: the basis, the recurrence and the re-orthogonalisation run on the operator's
+device in float32 or higher — the operator's dtype if that is float32 or float64, float32
+for a bfloat16 or float16 operator, whose products are cast up (in bfloat16 the basis itself
+would lose orthogonality at 1e-2 and the top Ritz value would be off by ~10%); T is
+accumulated and diagonalised in float64. The accuracy is then that of the products. Each
+new vector, after the three-term recurrence, is re-orthogonalised against the
 whole basis by classical Gram–Schmidt, with a second pass when the first removed much of
 its norm (the DGKS criterion: twice is enough, Giraud et al. 2005). If β ≈ 0 (an invariant subspace was
 found) the run restarts from a random vector orthogonal to the basis, with β = 0 in T.
@@ -24,25 +28,38 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from rmtlr.curvature.base import CurvatureOperator, MatrixOperator
+from rmtlr.curvature.base import CurvatureOperator, as_operator
+from rmtlr.curvature.checks import check_int, check_seed
 from rmtlr.progress import progress_bar
 
-__all__ = ["LanczosResult", "lanczos", "top_eigenpairs"]
+__all__ = ["LanczosResult", "lanczos", "working_dtype"]
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class LanczosResult:
     """Output of :func:`lanczos`.
 
     Attributes
     ----------
-    ritz_values: θ_k, ascending (float64 NumPy array of length m).
-    ritz_weights: τ_k = (e₁ᵀ y_k)², summing to 1 (float64 NumPy array).
-    alpha, beta: the tridiagonal T (diagonal of length m, off-diagonal of length m − 1).
-    ritz_vectors: P×m tensor of Ritz vectors Q y_k (columns in the order of ritz_values),
-        or ``None`` unless requested.
-    restarts: how many times β ≈ 0 forced a restart.
-    matvec_seconds, total_seconds: time inside the operator's products and in all.
+    ritz_values : numpy.ndarray
+        θ_k, ascending (float64, length m).
+    ritz_weights : numpy.ndarray
+        τ_k = (e₁ᵀ y_k)², summing to 1 (float64, length m).
+    alpha : numpy.ndarray
+        Diagonal of the tridiagonal T (length m).
+    beta : numpy.ndarray
+        Off-diagonal of T (length m − 1).
+    ritz_vectors : torch.Tensor or None
+        P×m Ritz vectors Q y_k (columns in the order of ``ritz_values``), in ``dtype``;
+        None unless requested.
+    restarts : int
+        How many times β ≈ 0 (an invariant subspace) forced a restart.
+    matvec_seconds : float
+        Time inside the operator's products.
+    total_seconds : float
+        Time of the whole run.
+    dtype : torch.dtype
+        Working precision of the basis and recurrence (float32 or higher).
     """
 
     ritz_values: np.ndarray
@@ -53,15 +70,29 @@ class LanczosResult:
     restarts: int
     matvec_seconds: float
     total_seconds: float
+    dtype: torch.dtype
 
 
-def _as_operator(op) -> CurvatureOperator:
-    if isinstance(op, CurvatureOperator):
-        return op
-    if isinstance(op, (torch.Tensor, np.ndarray)):
-        return MatrixOperator(op)
-    raise TypeError("op must be a CurvatureOperator or a dense symmetric matrix, "
-                    f"got {type(op).__name__}")
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Return the precision Lanczos runs in for an operator of ``dtype``: float32 or higher.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        The operator's dtype.
+
+    Returns
+    -------
+    torch.dtype
+        ``dtype`` if it is float32 or wider, else float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> working_dtype(torch.bfloat16), working_dtype(torch.float64)
+    (torch.float32, torch.float64)
+    """
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _sync(device: torch.device) -> None:
@@ -88,45 +119,78 @@ def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
 _DGKS = 1 / 2 ** 0.5
 
 
-def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | None = None,
+def lanczos(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: int, *,
+            v0: torch.Tensor | None = None, seed: int | None = None,
             return_vectors: bool = False, breakdown_tol: float | None = None,
             progress: bool | None = None) -> LanczosResult:
-    r"""Run m = ``num_iters`` Lanczos steps on a symmetric operator.
+    r"""Run m = ``num_steps`` Lanczos steps on a symmetric operator.
 
     Recurrence (Golub & Van Loan 2013, Alg. 10.1.1): β_j q_{j+1} = A q_j − α_j q_j −
     β_{j−1} q_{j−1}, α_j = q_jᵀ A q_j, with every new vector fully re-orthogonalised
-    against q_1 … q_j (at most twice, by the DGKS criterion).
+    against q_1 … q_j (at most twice, by the DGKS criterion). The basis and the recurrence
+    run in float32 or higher (:func:`working_dtype`), whatever the operator's dtype.
 
     Parameters
     ----------
-    op: a :class:`~rmtlr.curvature.CurvatureOperator` (or a dense symmetric matrix).
-    num_iters: m, 1 ≤ m ≤ P.
-    v0: start vector (normalised here); default a Gaussian vector drawn from ``seed``.
-    seed: seed of the start vector and of restart vectors (drawn on the CPU, so the same
-        seed gives the same run on every device and on every rank of a distributed job).
-    return_vectors: also return the P×m Ritz vectors.
-    breakdown_tol: restart when β_j < breakdown_tol·max(|α|, |β|); default 100·machine
-        epsilon of the operator's dtype.
-    progress: tqdm bar over steps; None (default) shows it unless ``TQDM_DISABLE`` is set or
-        pytest runs (:func:`rmtlr.progress.progress_enabled`).
+    op : CurvatureOperator or torch.Tensor or numpy.ndarray
+        The operator, or a dense symmetric matrix.
+    num_steps : int
+        m, the number of steps (operator products), 1 ≤ m ≤ P.
+    v0 : torch.Tensor, optional
+        Start vector of length P (normalised here); default a Gaussian vector drawn from
+        ``seed``.
+    seed : int, optional
+        Seed (≥ 0) of the start vector and of restart vectors, drawn on the CPU, so the
+        same seed gives the same run on every device and on every rank of a distributed
+        job. None means 0.
+    return_vectors : bool, optional
+        Also return the P×m Ritz vectors.
+    breakdown_tol : float, optional
+        Restart when β_j < breakdown_tol·max(|α|, |β|); default 100·machine epsilon of
+        the working precision.
+    progress : bool, optional
+        A tqdm bar over steps; None (default) shows it unless ``TQDM_DISABLE`` is set or
+        pytest runs.
+
+    Returns
+    -------
+    LanczosResult
+        Ritz values and weights, the tridiagonal, timings and the working dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``op`` is not an operator or matrix, or ``num_steps``/``seed`` not integers.
+    ValueError
+        If ``num_steps`` is outside [1, P], ``v0`` is zero or invalid, or
+        ``breakdown_tol`` is negative.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64))
+    >>> res = lanczos(A, 4, seed=0)
+    >>> res.ritz_values.round(6)
+    array([1., 2., 3., 4.])
+    >>> round(float(res.ritz_weights.sum()), 12)  # Gauss-quadrature weights sum to 1
+    1.0
     """
     t_start = time.perf_counter()
-    op = _as_operator(op)
+    op = as_operator(op)
     P = op.shape[0]
-    m = int(num_iters)
-    if not 1 <= m <= P:
-        raise ValueError(f"num_iters must satisfy 1 <= num_iters <= P = {P}, got {num_iters}")
-    dtype, device = op.dtype, op.device
+    m = check_int("num_steps", num_steps, lo=1, hi=P)
+    seed = check_seed(seed)
+    dtype, device = working_dtype(op.dtype), op.device
     eps = torch.finfo(dtype).eps
     tol = 100 * eps if breakdown_tol is None else float(breakdown_tol)
     if not tol >= 0:
         raise ValueError(f"breakdown_tol must be >= 0, got {breakdown_tol}")
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
-    def random_vector():
+    def random_vector() -> torch.Tensor:
         return torch.randn(P, generator=gen, dtype=torch.float64).to(device, dtype)
 
-    q = random_vector() if v0 is None else op.check_vector(v0, "v0").clone()
+    q = random_vector() if v0 is None else op.check_vector(v0, "v0").to(dtype, copy=True)
     norm = torch.linalg.vector_norm(q)
     if not norm > 0:
         raise ValueError("v0 must be a non-zero vector")
@@ -137,11 +201,14 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
     restarts = 0
     t_mv = 0.0
     scale = 0.0
+    cast = op.dtype != dtype
     steps = progress_bar(range(m), desc="Lanczos", progress=progress)
     for j in steps:
         _sync(device)
         t0 = time.perf_counter()
-        w = op.matvec(Q[j])
+        w = op.matvec(Q[j].to(op.dtype) if cast else Q[j])
+        if cast:
+            w = w.to(dtype)
         _sync(device)
         t_mv += time.perf_counter() - t0
         a = float(torch.dot(Q[j], w))
@@ -171,31 +238,4 @@ def lanczos(op, num_iters: int, v0: torch.Tensor | None = None, *, seed: int | N
     if return_vectors:
         vectors = Q.T @ torch.as_tensor(Y, dtype=dtype, device=device)
     return LanczosResult(theta, weights, alpha, beta, vectors, restarts, t_mv,
-                         time.perf_counter() - t_start)
-
-
-def top_eigenpairs(op, k: int = 1, steps: int | None = None, *, seed: int | None = None,
-                   which: str = "largest", progress: bool | None = None):
-    """The k largest (or smallest) eigenvalues and eigenvectors of ``op`` by Lanczos.
-
-    Extreme Ritz pairs converge first (Kaniel–Paige theory, Golub & Van Loan 2013,
-    Sec. 10.1.5); ``steps`` Lanczos iterations (default min(P, max(2k + 20, 40))).
-
-    Returns
-    -------
-    (values, vectors): float64 NumPy array of length k (largest first for ``"largest"``,
-    smallest first for ``"smallest"``) and the P×k tensor of unit Ritz vectors.
-    """
-    op = _as_operator(op)
-    P = op.shape[0]
-    if not 1 <= int(k) <= P:
-        raise ValueError(f"k must satisfy 1 <= k <= P = {P}, got {k}")
-    if which not in ("largest", "smallest"):
-        raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
-    m = min(P, max(2 * int(k) + 20, 40)) if steps is None else int(steps)
-    if not int(k) <= m <= P:
-        raise ValueError(f"steps must satisfy k <= steps <= P = {P}, got {steps}")
-    res = lanczos(op, m, seed=seed, return_vectors=True, progress=progress)
-    idx = np.arange(m - 1, m - 1 - int(k), -1) if which == "largest" else np.arange(int(k))
-    return res.ritz_values[idx], res.ritz_vectors[:, torch.as_tensor(idx.copy())]
-
+                         time.perf_counter() - t_start, dtype)
