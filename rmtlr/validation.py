@@ -171,13 +171,15 @@ def resolve_device(device: str | torch.device | None = None, *,
     else:
         raise TypeError(f"{argument} must be a string such as 'cpu' or 'cuda', or a "
                         f"torch.device, got {type(device).__name__}")
+    what = (f"{argument} {str(device)!r}" if device is not None
+            else f"the {prof.name} profile's device {str(dev)!r}")
     if dev.type == "meta":
-        raise ValueError(f"{argument} {str(device)!r} is not usable here: 'meta' tensors hold "
-                         "no data; use cpu, cuda or mps")
+        raise ValueError(f"{what} is not usable here: 'meta' tensors hold no data; use cpu, "
+                         "cuda or mps")
     try:
         torch.empty(1, device=dev)
     except (RuntimeError, AssertionError) as err:  # "not compiled with CUDA" is an assert
-        raise ValueError(f"{argument} {str(device)!r} is not usable here: {err}") from err
+        raise ValueError(f"{what} is not usable here: {err}") from err
     if prof.name == "full" and dev.type == "cpu" and (device is None or profile is not None):
         warnings.warn("profile 'full' (paper scale: VGG-16/WRN, 300 epochs) on a CPU would run "
                       "for days; use the quick profile (RMTLR_PROFILE=quick or --profile "

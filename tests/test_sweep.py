@@ -131,7 +131,7 @@ def test_profile_chooses_the_device(tmp_path, monkeypatch):
     rec = sweep([16], "const:0.01", tmp_path / "r.jsonl", BASE, train_set=DS,
                 profile="quick")[0]
     assert rec["device"] == "cpu" and rec["profile"] == "quick"
-    with pytest.raises(ValueError, match="'meta' tensors hold no data"):
+    with pytest.raises(ValueError, match="the full profile's device 'meta' is not usable"):
         sweep([16], "const:0.01", tmp_path / "r.jsonl", BASE, train_set=DS, profile="full")
 
 
