@@ -239,8 +239,8 @@ def random_crop_flip(x: torch.Tensor, *, generator: torch.Generator,
     Each image is zero-padded by ``padding`` pixels on every side, a crop of the original
     size is taken at a uniformly random offset, and the crop is mirrored left–right with
     probability 1/2: the paper's CIFAR augmentation (pad 4, random 32×32 crop, horizontal
-    flip), done for the whole batch at once by one gather. On standardised images zero
-    padding is the mean colour.
+    flip), done for the whole batch at once by gathers on its device. On standardised
+    images zero padding is the mean colour.
 
     Parameters
     ----------
@@ -277,9 +277,10 @@ def random_crop_flip(x: torch.Tensor, *, generator: torch.Generator,
     cols = shift[:, 1:] + torch.arange(W, device=x.device)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     padded = nn.functional.pad(x, (p, p, p, p))
-    b = torch.arange(B, device=x.device)[:, None, None, None]
-    c = torch.arange(C, device=x.device)[None, :, None, None]
-    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]
+    # Rows, then columns: two gathers with broadcast indices (4x faster on a CPU than one
+    # gather indexing all four dimensions).
+    picked = padded.gather(2, rows[:, None, :, None].expand(B, C, H, W + 2 * p))
+    return picked.gather(3, cols[:, None, None, :].expand(B, C, H, W))
 
 
 def num_classes_of(dataset: Any) -> int:
