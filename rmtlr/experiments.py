@@ -99,7 +99,7 @@ def _epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     """Return the rate of ``epoch`` (1-based): Eq. 23 at the epoch's start, t = epoch − 1."""
     if cfg.schedule == "constant":
         return float(cfg.lr)
-    return float(eq23_lr(epoch - 1, cfg.epochs, cfg.lr, cfg.final_ratio))
+    return float(eq23_lr(epoch - 1, cfg.epochs, alpha0=cfg.lr, r=cfg.final_ratio))
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -128,7 +128,7 @@ def train_with_checkpoints(cfg: TrainConfig, save_epochs: Iterable[int],
     r"""Train ``cfg`` and keep the weights after each epoch in ``save_epochs``; resumable.
 
     Runs :func:`rmtlr.train.train` one epoch at a time on the same network, with the rate
-    of Eq. 23 held for the epoch, α_e = eq23_lr(e − 1, T = cfg.epochs, α_0, r) (per epoch
+    of Eq. 23 held for the epoch, α_e = eq23_lr(e − 1, T = cfg.epochs, alpha0=α_0, r=r) (per epoch
     rather than per step; the step-wise schedule differs by less than one epoch's decay),
     and a batch order seeded by (cfg.seed, e). The optimiser state (momentum buffer) starts
     afresh each epoch because ``train`` builds its optimiser per call. It restarts from the
@@ -483,6 +483,8 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
     ------
     ValueError
         For bad input or an unwritable results folder, before any training.
+    TypeError
+        If ``cfg`` is not a TrainConfig.
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")

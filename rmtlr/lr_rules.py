@@ -92,6 +92,8 @@ def lr_rule_from_spec(spec: str) -> LRRule:
     ------
     ValueError
         If ``spec`` has another form, or a number is not finite and > 0 (``inf``, ``nan``).
+    TypeError
+        If ``spec`` is not a string.
 
     Examples
     --------

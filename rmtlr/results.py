@@ -494,7 +494,18 @@ class ResultsFile:
                 if all((got := get(r, p)) is not _MISSING and got == v for p, v in keys)]
 
     def find(self, key: str) -> dict | None:
-        """Return the last record whose ``"key"`` field is ``key``, or None."""
+        """Return the record of run ``key``.
+
+        Parameters
+        ----------
+        key : str
+            A :func:`run_key`, matched against the records' ``"key"`` field.
+
+        Returns
+        -------
+        dict or None
+            The last such record, or None.
+        """
         for rec in reversed(self.records()):
             if rec.get("key") == key:
                 return rec

@@ -92,8 +92,12 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     Raises
     ------
     ValueError
-        For bad input (a batch size above N, a rate that is not finite and > 0, an
-        unwritable or corrupt results file, an unusable device), before any training.
+        For bad input (a batch size above N, a rate that is not finite and > 0, a bad
+        seed, an unwritable or corrupt results file, an unusable device), before any
+        training.
+    TypeError
+        If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` not a
+        sequence.
 
     Examples
     --------
@@ -251,6 +255,8 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
     ------
     ValueError
         For bad input, or when no rate down to ``lr_min`` is stable.
+    TypeError
+        If ``cfg`` is not a TrainConfig.
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")

@@ -183,11 +183,18 @@ class TrainConfig:
         put("data_kw", _as_json_dict(self.data_kw, "data_kw"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict (tuples become lists)."""
+        """Return the config as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            Every field; tuples become lists. Its :func:`rmtlr.results.run_key` is the
+            run's identity in a results file.
+        """
         return json.loads(json.dumps(asdict(self)))
 
 
-def eq23_lr(t: float, T: float, alpha0: float, r: float = 0.01) -> float:
+def eq23_lr(t: float, T: float, *, alpha0: float, r: float = 0.01) -> float:
     r"""Return the learning rate of the paper's schedule (Eq. 23) at step t of T.
 
     .. math:: α_t = α_0 \;(t/T ≤ 0.5),\quad
@@ -217,7 +224,7 @@ def eq23_lr(t: float, T: float, alpha0: float, r: float = 0.01) -> float:
 
     Examples
     --------
-    >>> [round(eq23_lr(t, 100, 0.1), 6) for t in (0, 50, 70, 90, 100)]
+    >>> [round(eq23_lr(t, 100, alpha0=0.1), 6) for t in (0, 50, 70, 90, 100)]
     [0.1, 0.1, 0.0505, 0.001, 0.001]
     """
     T = as_finite(T, "T", lo=0, lo_open=True)
@@ -392,6 +399,11 @@ def evaluate(model: nn.Module, dataset: Any, *, device: str | torch.device | Non
     -------
     tuple of float
         (mean loss, accuracy in [0, 1]).
+
+    Raises
+    ------
+    ValueError
+        For a device that does not exist or a batch size below 1.
     """
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     batch_size = as_count(batch_size, "batch_size")
@@ -454,6 +466,8 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
     ValueError
         For a batch size above N, a device that does not exist, integer inputs,
         ``augment`` on non-image data, or a data set whose classes cannot be told.
+    TypeError
+        If ``cfg`` is not a :class:`TrainConfig`.
 
     Examples
     --------
@@ -500,8 +514,8 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
         loss_sum, seen = 0.0, 0
         correct = torch.zeros((), dtype=torch.long, device=device)  # summed on device: no sync
         for xb, yb in _batches(train_set, cfg.batch_size, gen, device):
-            lr = cfg.lr if cfg.schedule == "constant" else eq23_lr(step, total, cfg.lr,
-                                                                   cfg.final_ratio)
+            lr = cfg.lr if cfg.schedule == "constant" else eq23_lr(
+                step, total, alpha0=cfg.lr, r=cfg.final_ratio)
             for g in opt.param_groups:
                 g["lr"] = lr
             if aug_gen is not None:

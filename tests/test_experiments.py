@@ -130,7 +130,7 @@ def test_paper_hessian_pair_is_the_bulk_edge_of_theorem4():
 def test_checkpoints_follow_eq23_and_resume_to_identical_weights(tmp_path):
     a = ex.train_with_checkpoints(CFG, [0, 1, 3], tmp_path / "a", train_set=DS, device="cpu")
     assert sorted(a["checkpoints"]) == [0, 1, 3]
-    assert a["history"]["lr"] == [eq23_lr(e - 1, 3, 0.05, 0.01) for e in (1, 2, 3)]
+    assert a["history"]["lr"] == [eq23_lr(e - 1, 3, alpha0=0.05, r=0.01) for e in (1, 2, 3)]
     # Interrupted after epoch 1, then resumed: the same weights as the straight run.
     ex.train_with_checkpoints(CFG, [1], tmp_path / "b", train_set=DS, device="cpu")
     b = ex.train_with_checkpoints(CFG, [1, 3], tmp_path / "b", train_set=DS, device="cpu")

@@ -23,18 +23,20 @@ DS = data.gaussian_mixture(n=512, seed=0)
 
 def test_eq23_schedule_breakpoints():
     a, r, T = 0.1, 0.01, 300
-    assert eq23_lr(0, T, a, r) == a
-    assert eq23_lr(150, T, a, r) == a  # constant up to t/T = 0.5
+    assert eq23_lr(0, T, alpha0=a, r=r) == a
+    assert eq23_lr(150, T, alpha0=a, r=r) == a  # constant up to t/T = 0.5
     # Halfway through the linear decay (t/T = 0.7) the rate is α0(1 − (1 − r)/2).
-    assert math.isclose(eq23_lr(210, T, a, r), a * (1 - (1 - r) / 2))
-    assert math.isclose(eq23_lr(270, T, a, r), r * a)  # reaches r·α0 at t/T = 0.9
-    assert eq23_lr(300, T, a, r) == r * a
+    assert math.isclose(eq23_lr(210, T, alpha0=a, r=r), a * (1 - (1 - r) / 2))
+    assert math.isclose(eq23_lr(270, T, alpha0=a, r=r), r * a)  # reaches r·α0 at t/T = 0.9
+    assert eq23_lr(300, T, alpha0=a, r=r) == r * a
     # Continuous at both breakpoints (to within one step's slope).
-    assert abs(eq23_lr(150.001, T, a, r) - a) < 1e-5
-    assert abs(eq23_lr(269.999, T, a, r) - r * a) < 1e-5
+    assert abs(eq23_lr(150.001, T, alpha0=a, r=r) - a) < 1e-5
+    assert abs(eq23_lr(269.999, T, alpha0=a, r=r) - r * a) < 1e-5
     for bad in ({"t": -1, "T": T, "alpha0": a}, {"t": 1, "T": 0, "alpha0": a}, {"t": 1, "T": T, "alpha0": 0}):
         with pytest.raises(ValueError):
             eq23_lr(**bad)
+    with pytest.raises(TypeError):
+        eq23_lr(0, T, a, r)  # α_0 and r are keyword-only: two small numbers are easy to swap
 
 
 def test_sgd_trains_and_record_is_complete_json():
@@ -54,7 +56,7 @@ def test_same_seed_same_run_and_eq23_schedule_applied():
     a, b = train(cfg, train_set=DS, device="cpu"), train(cfg, train_set=DS, device="cpu")
     assert a["step_loss"] == b["step_loss"]
     # Rates logged at the last step of each epoch follow Eq. 23 with T = 4·8 = 32 steps.
-    assert a["curves"]["lr"] == pytest.approx([eq23_lr(t, 32, 0.1) for t in (7, 15, 23, 31)])
+    assert a["curves"]["lr"] == pytest.approx([eq23_lr(t, 32, alpha0=0.1) for t in (7, 15, 23, 31)])
 
 
 def test_divergence_is_recorded_not_raised():
