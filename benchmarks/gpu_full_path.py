@@ -1,5 +1,6 @@
 """Shortened `full` path of chapters 8–9 on one device, timed: VGG-16, a few epochs, a
-CIFAR-shaped synthetic set, B in {32, 128, 512}; then the chapter-8 spectra at one
+CIFAR-shaped synthetic set, B in {32, 128, 512}, with the paper's augmentation (pad 4,
+random crop, flip: ``TrainConfig(augment=True)``); then the chapter-8 spectra at one
 checkpoint. Prints per-epoch and per-Lanczos-step times and extrapolates them to the
 paper's scale (45,000 images, 300 epochs, m = 100), so the chapters' wall-time estimates
 can be replaced by measurements (record them in benchmarks/RESULTS.md).
@@ -56,7 +57,7 @@ def main() -> None:
     for B in args.batch_sizes:
         cfg = TrainConfig(model="vgg16", dataset="synthetic_images", optimizer="sgd",
                           lr=0.01 * B / 128, momentum=0.9, batch_size=B, epochs=args.epochs,
-                          schedule="eq23", probe=min(512, args.n))
+                          schedule="eq23", probe=min(512, args.n), augment=True)
         train(dataclasses.replace(cfg, steps=2), train_set=ds, device=device,
               progress=False)  # warm-up (cuDNN autotuning)
         rec = train(cfg, train_set=ds, device=device, progress=False)

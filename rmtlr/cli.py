@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +22,8 @@ def _int_list(text: str, lo: int = 1) -> list[int]:
     try:
         vals = [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from err
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from err
     if not vals or min(vals) < lo:
         raise argparse.ArgumentTypeError(f"expected integers >= {lo}, got {text!r}")
     return vals
@@ -29,8 +33,15 @@ def _seed_list(text: str) -> list[int]:
     return _int_list(text, lo=0)
 
 
+def _text(text: str) -> str:
+    """Check a path argument is not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
 def _finite_number(text: str, *, strict: bool) -> float:
-    """A finite float > 0 (``strict``) or >= 0, for argparse ``type=``."""
+    """Parse a finite float > 0 (``strict``) or >= 0, for argparse ``type=``."""
     try:
         v = float(text)
     except ValueError as err:
@@ -47,6 +58,16 @@ def _positive(text: str) -> float:
 
 def _nonnegative(text: str) -> float:
     return _finite_number(text, strict=False)
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from err
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
 
 
 def _count(text: str) -> int:
@@ -81,13 +102,15 @@ def _common_model_data(p: argparse.ArgumentParser) -> None:
                    help="data set (rmtlr.data.load name; 'images' = CIFAR-10 JPEG if present, "
                         "else the synthetic stand-in; default: %(default)s)")
     p.add_argument("--data-kw", type=_json_dict, default={}, metavar="JSON",
-                   help='extra data arguments as JSON, e.g. \'{"n": 8192}\' or \'{"per_class": 500}\'')
+                   help='extra data arguments as JSON, e.g. \'{"n": 8192}\' or '
+                        '\'{"per_class": 500}\'')
     p.add_argument("--download", action="store_true",
                    help="allow torchvision to download CIFAR when it is absent")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu, cuda, cuda:1 (default: the profile's)")
     p.add_argument("--profile", default=None, choices=("quick", "full"),
-                   help="run profile recorded with the results (default: $RMTLR_PROFILE)")
+                   help="run profile: its device (quick: cpu) and default sizes, recorded "
+                        "with the results (default: $RMTLR_PROFILE, else full with CUDA)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,17 +126,18 @@ def _parser() -> argparse.ArgumentParser:
                     "finished run to a JSONL results file. Runs already in the file are "
                     "skipped, so re-running the same command after a kill resumes it.")
     _common_model_data(sw)
-    sw.add_argument("--batch-sizes", type=_int_list, required=True, metavar="B1,B2,...",
-                    help="comma-separated batch sizes, each <= the training-set size N")
+    sw.add_argument("--batch-sizes", type=_int_list, default=None, metavar="B1,B2,...",
+                    help="comma-separated batch sizes, each <= the training-set size N "
+                         "(default: the profile's grid, those <= N)")
     sw.add_argument("--lr-rule", required=True, metavar="RULE",
                     help="'linear:ALPHA0:B0' (lr = ALPHA0*B/B0, the SGD law), "
                          "'sqrt:ALPHA0:B0' (lr = ALPHA0*sqrt(B/B0), the Adam law) or "
                          "'const:ALPHA'")
     sw.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"),
                     help="optimiser (default: %(default)s)")
-    sw.add_argument("--epochs", type=int, default=1,
+    sw.add_argument("--epochs", type=_count, default=1,
                     help="passes over the training set (default: %(default)s)")
-    sw.add_argument("--steps", type=int, default=None,
+    sw.add_argument("--steps", type=_count, default=None,
                     help="fixed number of updates instead of --epochs")
     sw.add_argument("--momentum", type=float, default=0.0,
                     help="SGD momentum rho in [0, 1) (paper: 0.9; default: %(default)s)")
@@ -123,10 +147,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="Adam damping delta (default: %(default)s)")
     sw.add_argument("--schedule", default="constant", choices=("constant", "eq23"),
                     help="constant rate or the paper's Eq. 23 schedule (default: %(default)s)")
-    sw.add_argument("--seeds", type=_seed_list, default=[0], metavar="S1,S2,...",
-                    help="seeds (>= 0), one run per batch size and seed (default: 0)")
-    sw.add_argument("--results", required=True, metavar="PATH",
-                    help="JSONL results file (appended to; created if missing)")
+    sw.add_argument("--augment", action="store_true",
+                    help="pad-4 / random-crop / horizontal-flip augmentation of image batches")
+    sw.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
+                    help="seeds (>= 0), one run per batch size and seed (default: the "
+                         "profile's number of seeds, 0, 1, ...)")
+    sw.add_argument("--results", type=_text, required=True, metavar="PATH",
+                    help="JSONL results file (appended to; created if missing; several "
+                         "sweeps may share it: each run is trained once)")
 
     sp = sub.add_parser(
         "spectrum", help="top Hessian eigenvalues of a network: full data vs one batch",
@@ -139,19 +167,24 @@ def _parser() -> argparse.ArgumentParser:
                     help="batch sizes of the batch Hessians (default: 128)")
     sp.add_argument("--n-full", type=_count, default=2048,
                     help="samples that stand for the full data set (default: %(default)s)")
-    sp.add_argument("--lanczos-steps", type=_count, default=40,
-                    help="Lanczos iterations m (paper: 100; default: %(default)s)")
+    sp.add_argument("--lanczos-steps", type=_count, default=None,
+                    help="Lanczos iterations m (paper: 100; default: the profile's, "
+                         "quick 40, full 100)")
     sp.add_argument("--top-k", type=_count, default=3,
                     help="how many top eigenvalues to report (default: %(default)s)")
-    sp.add_argument("--checkpoint", default=None, metavar="PATH",
-                    help="state_dict saved with torch.save (default: random initialisation)")
-    sp.add_argument("--seed", type=int, default=0, help="initialisation/batch seed")
-    sp.add_argument("--output", default=None, metavar="PATH", help="also write the JSON here")
+    sp.add_argument("--checkpoint", type=_text, default=None, metavar="PATH",
+                    help="a state_dict saved with torch.save, or a dict holding one under "
+                         "'state_dict' (as rmtlr.experiments writes); default: random "
+                         "initialisation")
+    sp.add_argument("--seed", type=_seed, default=0, help="initialisation/batch seed (>= 0)")
+    sp.add_argument("--output", type=_text, default=None, metavar="PATH",
+                    help="also write the JSON to this file")
 
     lr = sub.add_parser(
         "lr-rule", help="print learning rates per batch size from a scaling rule or theory",
         description="Print lr(B) for the linear (SGD) or square-root (Adam) rule and, when "
-                    "--lam1, --params and --sigma are given, Theorem 4's SGD bound 2/lambda'_1 "
+                    "--lam1, --params and --sigma-eps are given, Theorem 4's SGD bound "
+                    "2/lambda'_1 "
                     "and Adam's bulk-edge bound (Eq. 31) for comparison.")
     lr.add_argument("rule", choices=("linear", "sqrt"),
                     help="linear: ALPHA0*B/B0 (SGD, Sec. 10.1); sqrt: ALPHA0*sqrt(B/B0) "
@@ -168,8 +201,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="top full-data Hessian eigenvalue lambda_1 (for the theory columns)")
     lr.add_argument("--params", type=_positive, default=None,
                     help="number of parameters P (for the theory columns)")
-    lr.add_argument("--sigma", type=_positive, default=None,
-                    help="per-entry Hessian noise sigma_eps (for the theory columns)")
+    lr.add_argument("--sigma-eps", type=_positive, default=None,
+                    help="per-entry standard deviation sigma_eps of the per-sample Hessians "
+                         "(Theorem 4; for the theory columns)")
     lr.add_argument("--delta", type=_positive, default=1e-8,
                     help="Adam damping delta for the Adam bound (default: %(default)s)")
     lr.add_argument("--eta", type=_nonnegative, default=0.0,
@@ -178,19 +212,17 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
-def _device(a):
-    """The ``--device`` as a torch.device, or None for the profile's; a ValueError (exit 2)
-    if torch cannot place a tensor there (a typo, or cuda on a host without it)."""
-    import torch
+def _profile_and_device(a):
+    """Return the ``--profile`` (default: the active one) and the device it and ``--device`` give.
 
-    if a.device is None:
-        return None
-    try:
-        dev = torch.device(a.device)
-        torch.empty(1, device=dev)
-    except (RuntimeError, AssertionError) as err:  # torch says "not compiled with CUDA" by assert
-        raise ValueError(f"--device {a.device!r} is not usable here: {err}") from err
-    return dev
+    An unusable ``--device`` (a typo, ``cuda`` without CUDA, ``meta``) is a ValueError.
+    """
+    from rmtlr.profiles import get_profile
+    from rmtlr.validation import resolve_device
+
+    prof = get_profile(a.profile)
+    dev = resolve_device(a.device, profile=prof if a.profile else None, argument="--device")
+    return get_profile(prof.name, device=dev), dev
 
 
 def _load_data(a):
@@ -207,14 +239,17 @@ def _load_data(a):
 
 
 def _build_model(a, ds):
-    """Build ``--model`` for ``ds`` (in eval mode) and run one sample through it, so that
-    bad ``--model-kw`` or a model that does not take this data stop here with a message."""
+    """Build ``--model`` for ``ds`` (in eval mode) and run one sample through it.
+
+    Bad ``--model-kw`` or a model that does not take this data stop here with a message.
+    """
     import torch
 
     from rmtlr import models
+    from rmtlr.train import num_classes_of
 
     try:
-        model = models.build(a.model, ds.num_classes, **a.model_kw)
+        model = models.build(a.model, num_classes_of(ds), **a.model_kw)
     except TypeError as err:
         raise ValueError(f"--model-kw {json.dumps(a.model_kw)} does not fit --model "
                          f"{a.model}: {err}") from err
@@ -228,18 +263,59 @@ def _build_model(a, ds):
     return model
 
 
+def _load_checkpoint(a, model) -> None:
+    """Load ``--checkpoint`` into ``model``.
+
+    A state_dict, or a dict with one under ``state_dict``; anything else, or another
+    model's weights, is a ValueError.
+    """
+    import torch
+
+    path = a.checkpoint
+    if Path(path).is_dir():
+        raise ValueError(f"--checkpoint {path!r} is a directory, not a checkpoint file")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"--checkpoint {path!r} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any file may be given: pickle, zip and torch errors alike
+        raise ValueError(f"--checkpoint {path!r} is not a PyTorch checkpoint that can be "
+                         f"loaded safely ({type(err).__name__}: {str(err).splitlines()[0]})"
+                         ) from err
+    state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else obj
+    if not (isinstance(state, Mapping) and state and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())):
+        raise ValueError(f"--checkpoint {path!r} holds no state_dict (a dict of tensors, "
+                         f"or a dict with one under 'state_dict'); got a {type(obj).__name__}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        raise ValueError(f"--checkpoint {path!r} does not fit --model {a.model} with --model-kw "
+                         f"{json.dumps(a.model_kw)}: {detail[:400]}") from err
+
+
 def _cmd_sweep(a) -> int:
-    from rmtlr.train import TrainConfig, sweep
+    from rmtlr.sweeps import sweep
+    from rmtlr.train import TrainConfig
 
     base = TrainConfig(model=a.model, dataset=a.dataset, optimizer=a.optimizer,
                        epochs=a.epochs, steps=a.steps, momentum=a.momentum,
                        weight_decay=a.weight_decay, eps=a.eps, schedule=a.schedule,
-                       model_kw=a.model_kw, data_kw=a.data_kw)
-    device = _device(a)
+                       augment=a.augment, model_kw=a.model_kw, data_kw=a.data_kw)
+    prof, device = _profile_and_device(a)
     train_set = _load_data(a)
     _build_model(a, train_set)
-    recs = sweep(a.batch_sizes, a.lr_rule, a.results, base, seeds=a.seeds, train_set=train_set,
-                 device=device, profile=a.profile)
+    sizes = a.batch_sizes
+    if sizes is None:
+        sizes = [b for b in prof.batch_sizes if b <= len(train_set)]
+        if not sizes:
+            raise ValueError(f"no batch size of profile {prof.name} {prof.batch_sizes} is <= "
+                             f"N = {len(train_set)}; give --batch-sizes")
+    seeds = a.seeds if a.seeds is not None else list(range(prof.seeds))
+    print(f"profile: {prof.name}, device: {device}, batch sizes: {sizes}, seeds: {seeds}")
+    recs = sweep(sizes, a.lr_rule, a.results, base, seeds=seeds, train_set=train_set,
+                 device=device, profile=prof.name)
     print(f"data: {train_set.description}")
     print(f"{'B':>6} {'seed':>4} {'lr':>10} {'outcome':>9} {'final loss':>10}")
     for r in recs:
@@ -254,36 +330,38 @@ def _cmd_spectrum(a) -> int:
     import torch
 
     from rmtlr import models
-    from rmtlr.profiles import get_profile
+    from rmtlr.results import check_writable
 
     try:
-        from rmtlr.curvature import HessianOperator, top_eigenpairs
+        from rmtlr.curvature import HessianOperator, lanczos
     except ImportError as err:
         print(f"rmtlr spectrum needs rmtlr.curvature, which is not available here ({err})",
               file=sys.stderr)
         return 2
-    prof = get_profile(a.profile, device=_device(a))
+    prof, device = _profile_and_device(a)
+    if a.output:
+        check_writable(a.output, what="--output")  # before the minutes of computing
+    steps = a.lanczos_steps if a.lanczos_steps is not None else prof.lanczos_steps
     ds = _load_data(a)
     if max(a.batch_sizes) > len(ds) or a.n_full > len(ds):
         raise ValueError(f"batch sizes and --n-full must be <= N = {len(ds)}")
     torch.manual_seed(a.seed)
     model = _build_model(a, ds)
     if a.checkpoint:
-        model.load_state_dict(torch.load(a.checkpoint, map_location="cpu", weights_only=True))
-    model = model.to(prof.device).eval()
+        _load_checkpoint(a, model)
+    model = model.to(device).eval()
     loss = torch.nn.CrossEntropyLoss()
 
     def top(idx) -> list[float]:
         sub = torch.utils.data.Subset(ds, [int(i) for i in idx])
         xs, ys = zip(*(sub[i] for i in range(len(sub))))
-        batch = (torch.stack(xs).to(prof.device), torch.as_tensor(ys).to(prof.device))
-        op = HessianOperator(model, loss, [batch])
-        vals, _ = top_eigenpairs(op, k=a.top_k, steps=a.lanczos_steps, seed=a.seed)
-        return [float(v) for v in vals]
+        batch = (torch.stack(xs).to(device), torch.as_tensor(ys).to(device))
+        ritz = lanczos(HessianOperator(model, loss, [batch]), steps, seed=a.seed).ritz_values
+        return [float(v) for v in ritz[::-1][:a.top_k]]
 
     g = np.random.default_rng(a.seed)
     out = {"model": a.model, "P": models.count_parameters(model), "data": ds.description,
-           "profile": prof.name, "device": str(prof.device), "lanczos_steps": a.lanczos_steps,
+           "profile": prof.name, "device": str(device), "lanczos_steps": steps,
            "full": {"n": a.n_full, "top": top(range(a.n_full))}, "batch": {}}
     for B in a.batch_sizes:
         out["batch"][str(B)] = top(g.choice(len(ds), B, replace=False))
@@ -300,12 +378,15 @@ def _cmd_lr_rule(a) -> int:
 
     B = np.asarray(a.batch_sizes, dtype=float)
     rule = linear_rule if a.rule == "linear" else sqrt_rule
-    lrs = np.atleast_1d(rule(B, a.alpha0, a.b0))
-    theory = None not in (a.lam1, a.params, a.sigma)
+    lrs = np.atleast_1d(rule(B, alpha0=a.alpha0, B0=a.b0))
+    theory = None not in (a.lam1, a.params, a.sigma_eps)
     cols = f"{'B':>7} {a.rule + ' lr':>12}"
     if theory:
-        sgd = np.atleast_1d(sgd_max_lr(B, a.n, a.lam1, a.params, a.sigma))
-        adam = np.atleast_1d(adam_max_lr(B, a.n, a.params, a.sigma, a.delta, eta_edge=a.eta))
+        # MERGE(lib-rmt/scaling): the sigma= keywords become sigma_eps= when sgd_max_lr and
+        # adam_max_lr take keyword-only (N, lam1, P, sigma_eps, ...).
+        sgd = np.atleast_1d(sgd_max_lr(B, N=a.n, lam1=a.lam1, P=a.params, sigma=a.sigma_eps))
+        adam = np.atleast_1d(adam_max_lr(B, N=a.n, P=a.params, sigma=a.sigma_eps,
+                                         delta=a.delta, eta_edge=a.eta))
         cols += f" {'SGD 2/lam1_B':>13} {'Adam bound':>11}"
     print(cols)
     for i, b in enumerate(B):
@@ -317,12 +398,33 @@ def _cmd_lr_rule(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``rmtlr`` console script; returns the exit status."""
+    """Run the ``rmtlr`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 after an ``error:`` line for bad input.
+    """
     args = _parser().parse_args(argv)
     handler = {"sweep": _cmd_sweep, "spectrum": _cmd_spectrum, "lr-rule": _cmd_lr_rule}
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if str(message) not in seen:  # the CLI and the library may both warn of one thing
+            seen.add(str(message))
+            print(f"rmtlr {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return handler[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = show
+            return handler[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"rmtlr {args.command}: error: {err}", file=sys.stderr)
         return 2
 

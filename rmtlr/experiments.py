@@ -1,15 +1,16 @@
-"""Experiments of the CIFAR chapters: spectra across training, and a results store.
+"""Experiments of the CIFAR chapters: spectra across training, resumable.
 
 Chapter 8 trains a network, keeps checkpoints at chosen epochs and measures at each one
 the full-data and batch (B = 128, several random batches) Hessian and GGN spectra by
-Lanczos, SLQ densities, the per-sample Hessian variance σ², and the Theorem 4 prediction
+Lanczos, SLQ densities, the Hessian variance of Algorithm 1, and the Theorem 4 prediction
 of the batch outlier (Granziol, Zohren & Roberts 2022, Sec. 9 and Fig. 9). Chapter 9 runs
-batch-size sweeps through :func:`rmtlr.train.sweep` and reads them back here.
+batch-size sweeps through :func:`rmtlr.sweeps.sweep`.
 
-Every result is one JSON line with its ``config``, ``profile``, ``device``, ``versions`` and
-``wall_time_s`` under a results directory (:func:`results_dir`: ``$RMTLR_RESULTS`` wins),
-so figures can be redrawn without recomputing, results produced elsewhere (a cluster, the
-CLI) can be loaded, and an interrupted run skips what is already there.
+Every result is a record of a results file (:mod:`rmtlr.results`) with its ``config``,
+``profile``, ``device``, ``versions``, ``date`` and ``wall_time_s``, under a results
+folder (:func:`results_dir`: ``$RMTLR_RESULTS`` wins), so figures can be redrawn without
+recomputing, results produced elsewhere (a cluster, the CLI) can be loaded, and an
+interrupted run skips what is already there.
 
 The paper's own numbers live in :data:`PAPER_SPECTRA`, :data:`PAPER_ACCURACY` and
 :data:`PAPER_RULES`, quoted from the paper (JMLR 23(173), Secs. 9–11) for the chapters'
@@ -19,27 +20,32 @@ The paper's own numbers live in :data:`PAPER_SPECTRA`, :data:`PAPER_ACCURACY` an
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import platform
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
-import rmtlr
 from rmtlr import data as rdata
 from rmtlr import models
+from rmtlr.profiles import get_profile
+from rmtlr.results import ResultsFile, data_id, provenance, results_dir, run_key
 from rmtlr.rmt.batch import batch_outlier
-from rmtlr.train import TrainConfig, data_id, eq23_lr, read_results, run_key, train
+from rmtlr.rmt.ggn import ggn_batch_outlier
+from rmtlr.train import TrainConfig, eq23_lr, num_classes_of, train
+from rmtlr.validation import as_count, as_seed, resolve_device
 
-__all__ = ["CURVATURES", "PAPER_ACCURACY", "PAPER_RULES", "PAPER_SPECTRA", "append_record",
-           "checkpoint_path", "ggn_prediction", "load_records", "provenance", "results_dir",
-           "spectra_across_training", "spectrum_at", "theorem4_prediction", "train_with_checkpoints"]
+# results_dir is re-exported: the chapters find it here, next to the experiments.
+__all__ = ["CURVATURES", "PAPER_ACCURACY", "PAPER_RULES", "PAPER_SPECTRA", "checkpoint_path",
+           "ggn_prediction", "results_dir", "spectra_across_training", "spectrum_at",
+           "theorem4_prediction", "train_with_checkpoints"]
 
 #: From the paper (Sec. 9, VGG-16 without BN on CIFAR-100, α_0 = 0.05): top eigenvalue of
 #: the full-data and the B = 128 batch curvature at the epoch the paper reports.
@@ -65,102 +71,102 @@ PAPER_RULES = {
 CURVATURES = ("hessian", "ggn")
 
 
-def results_dir(default: str | os.PathLike | None = None) -> Path:
-    """Directory for results: ``$RMTLR_RESULTS`` if set, else ``default``, else
-    ``rmtlr.data.cache_dir()/results``. Created if missing."""
-    env = os.environ.get("RMTLR_RESULTS")
-    path = Path(env) if env else Path(default) if default is not None else rdata.cache_dir() / "results"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def provenance(device: str | torch.device) -> dict:
-    """Device and versions to store with every record (what made this number)."""
-    dev = torch.device(device)
-    name = str(dev)
-    if dev.type == "cuda":
-        name += f" ({torch.cuda.get_device_name(dev)})"
-    return {"device": name,
-            "versions": {"rmtlr": rmtlr.__version__, "torch": torch.__version__,
-                         "numpy": np.__version__, "python": platform.python_version()}}
-
-
-def append_record(path: str | os.PathLike, record: dict) -> None:
-    """Append one record as a JSON line, flushed to disk before returning, so a kill
-    never loses a finished result (a torn last line is ignored by :func:`load_records`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, allow_nan=False) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def load_records(path: str | os.PathLike, **match) -> list[dict]:
-    """Records of a JSONL results file whose fields equal ``match``; nested fields are
-    reached with ``__`` or a dot, e.g. ``load_records(path, config__batch_size=128)``.
-    [] if the file does not exist; a torn last line (a kill mid-write) is ignored."""
-    def get(rec, key):
-        for part in key.split("."):
-            if not isinstance(rec, dict) or part not in rec:
-                return None
-            rec = rec[part]
-        return rec
-
-    keys = {k.replace("__", "."): v for k, v in match.items()}
-    return [r for r in read_results(path) if all(get(r, k) == v for k, v in keys.items())]
-
-
 def checkpoint_path(root: str | os.PathLike, cfg: TrainConfig, epoch: int,
                     data: dict | None = None) -> Path:
-    """Where the weights of ``cfg`` trained on ``data`` (a :func:`rmtlr.train.data_id`)
-    after ``epoch`` epochs are kept under ``root``."""
-    # A stable digest, not Python's salted hash(), so another process finds the same file.
-    tag = hashlib.sha1(run_key(cfg.to_dict(), data).encode()).hexdigest()[:12]
+    """Return where the weights of ``cfg`` after ``epoch`` epochs are kept under ``root``.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The results folder; checkpoints go to ``root/checkpoints/<model>-<key>/``.
+    cfg : TrainConfig
+        The training run.
+    epoch : int
+        Epochs trained (0: the initial weights).
+    data : dict, optional
+        What it trained on (:func:`rmtlr.results.data_id`), part of the folder's key.
+
+    Returns
+    -------
+    pathlib.Path
+        ``root/checkpoints/<model>-<12 hex digits of the run key>/epochNNNN.pt``.
+    """
+    tag = run_key(cfg.to_dict(), data)[:12]
     return Path(root) / "checkpoints" / f"{cfg.model}-{tag}" / f"epoch{int(epoch):04d}.pt"
 
 
 def _epoch_lr(cfg: TrainConfig, epoch: int) -> float:
-    """The rate of ``epoch`` (1-based): Eq. 23 evaluated at the epoch's start, t = epoch − 1."""
+    """Return the rate of ``epoch`` (1-based): Eq. 23 at the epoch's start, t = epoch − 1."""
     if cfg.schedule == "constant":
         return float(cfg.lr)
-    return float(eq23_lr(epoch - 1, cfg.epochs, cfg.lr, cfg.final_ratio))
+    return float(eq23_lr(epoch - 1, cfg.epochs, alpha0=cfg.lr, r=cfg.final_ratio))
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)  # a kill mid-save leaves the previous state, never half a file
 
 
-def train_with_checkpoints(cfg: TrainConfig, save_epochs, root: str | os.PathLike, *,
-                           train_set=None, val_set=None, device=None) -> dict:
-    r"""Train ``cfg`` and keep the weights after each epoch in ``save_epochs``.
+def _epoch_list(epochs: Iterable[int], last: int, name: str) -> list[int]:
+    try:
+        out = sorted({as_count(e, f"each of {name}", lo=0) for e in epochs})
+    except TypeError as err:
+        raise ValueError(f"{name} must be a non-empty list of integers in [0, {last}], "
+                         f"got {epochs!r}") from err
+    if not out or out[-1] > last:
+        raise ValueError(f"{name} must be a non-empty set of integers in [0, epochs={last}], "
+                         f"got {list(out)}")
+    return out
+
+
+def train_with_checkpoints(cfg: TrainConfig, save_epochs: Iterable[int],
+                           root: str | os.PathLike, *, train_set: Any = None,
+                           val_set: Any = None,
+                           device: str | torch.device | None = None) -> dict[str, Any]:
+    r"""Train ``cfg`` and keep the weights after each epoch in ``save_epochs``; resumable.
 
     Runs :func:`rmtlr.train.train` one epoch at a time on the same network, with the rate
-    of Eq. 23 held for the epoch, α_e = eq23_lr(e − 1, T = cfg.epochs, α_0, r) (per epoch
+    of Eq. 23 held for the epoch, α_e = eq23_lr(e − 1, T = cfg.epochs, alpha0=α_0, r=r) (per epoch
     rather than per step; the step-wise schedule differs by less than one epoch's decay),
     and a batch order seeded by (cfg.seed, e). The optimiser state (momentum buffer) starts
-    afresh each epoch because ``train`` builds its optimiser per call. Epoch 0 means the
-    initial weights. Resumable: it restarts from the latest checkpoint already under
-    ``root`` and gives the same weights as an uninterrupted run.
+    afresh each epoch because ``train`` builds its optimiser per call. It restarts from the
+    latest checkpoint already under ``root`` and gives the same weights as an
+    uninterrupted run.
 
-    Returns ``{"model", "history", "checkpoints"}``: the network after the last saved
-    epoch, per-epoch curves (epoch, lr, train/val loss and accuracy) with ``outcome``
-    (``"ok"`` or ``"diverged"``), and {epoch: path} of the checkpoints written.
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run (``cfg.epochs`` epochs at most).
+    save_epochs : iterable of int
+        Epochs after which to keep the weights, in [0, cfg.epochs]; 0 is the initial weights.
+    root : str or os.PathLike
+        The results folder (:func:`checkpoint_path`).
+    train_set, val_set : torch.utils.data.Dataset, optional
+        Default: ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``; no validation.
+    device : str or torch.device, optional
+        Default: the profile's.
+
+    Returns
+    -------
+    dict
+        ``model``: the network after the last saved epoch; ``history``: per-epoch
+        ``epoch``, ``lr``, train/val loss and accuracy, and ``outcome`` (``"ok"`` or
+        ``"diverged"``); ``checkpoints``: {epoch: path} of the checkpoints there.
+
+    Raises
+    ------
+    ValueError
+        For epochs outside [0, cfg.epochs], or an unusable device.
     """
-    save = sorted({int(e) for e in save_epochs})
-    if not save or save[0] < 0 or save[-1] > cfg.epochs:
-        raise ValueError(f"save_epochs must be a non-empty set of integers in [0, epochs="
-                         f"{cfg.epochs}], got {list(save_epochs)}")
-    device = torch.device(device) if device is not None else rmtlr.get_profile().device
+    save = _epoch_list(save_epochs, cfg.epochs, "save_epochs")
+    device = resolve_device(device)
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
     data = data_id(train_set, val_set)
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.model, train_set.num_classes, **cfg.model_kw).to(device)
+    model = models.build(cfg.model, num_classes_of(train_set), **cfg.model_kw).to(device)
     history = {"epoch": [], "lr": [], "train_loss": [], "train_acc": [], "val_loss": [],
                "val_acc": [], "outcome": "ok"}
     start = -1
@@ -180,7 +186,7 @@ def train_with_checkpoints(cfg: TrainConfig, save_epochs, root: str | os.PathLik
         if history["outcome"] != "ok":
             break
         one = dataclasses.replace(cfg, epochs=1, steps=None, lr=_epoch_lr(cfg, e),
-                                  schedule="constant", seed=cfg.seed * 100_003 + e)
+                                  schedule="constant", seed=(cfg.seed * 100_003 + e) % 2**63)
         rec = train(one, train_set=train_set, val_set=val_set, model=model, device=device,
                     progress=False)
         if rec["outcome"] != "ok":
@@ -196,43 +202,99 @@ def train_with_checkpoints(cfg: TrainConfig, save_epochs, root: str | os.PathLik
     return {"model": model, "history": history, "checkpoints": checkpoints}
 
 
-def theorem4_prediction(lam1_full, P, B, N, sigma_eps2):
-    r"""Theorem 4's batch outlier from the full-data one and the measured variance.
+def theorem4_prediction(lam1_full: ArrayLike, *, P: float, B: float, N: float,
+                        sigma_eps: ArrayLike) -> float | np.ndarray:
+    r"""Return Theorem 4's batch outlier λ'_1 from the full-data λ_1 and σ_ε.
 
-    λ'_1 = λ_1 + (P/𝔟)σ_ε²/λ_1 above the threshold λ_1 > sqrt(P/𝔟)σ_ε, else the edge
-    2 sqrt(P/𝔟)σ_ε, with 1/𝔟 = 1/B − 1/N (Eq. 7) and σ_ε² the mean per-entry variance of
-    the per-sample Hessians. A thin wrapper of :func:`rmtlr.rmt.batch.batch_outlier` taking
-    σ_ε² (what :func:`spectrum_at` measures) rather than σ_ε.
+    .. math:: λ'_1 = λ_1 + \frac{P}{𝔟}\frac{σ_ε^2}{λ_1} \ \text{ if } λ_1 > \sqrt{P/𝔟}\,σ_ε,
+              \qquad λ'_1 = 2\sqrt{P/𝔟}\,σ_ε \ \text{ otherwise (the bulk edge),}
+
+    with 1/𝔟 = 1/B − 1/N (Eq. 7) and σ_ε the root-mean-square per-entry standard
+    deviation of the per-sample Hessians (what :func:`spectrum_at` measures). A wrapper of
+    :func:`rmtlr.rmt.batch.batch_outlier` with the argument names of this module.
+
+    Parameters
+    ----------
+    lam1_full : float or array_like
+        λ_1, the top eigenvalue of the full-data Hessian.
+    P : float
+        Number of parameters.
+    B : float
+        Batch size, 0 < B <= N.
+    N : float
+        Number of samples.
+    sigma_eps : float or array_like
+        σ_ε >= 0.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        λ'_1.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma_eps`` is negative or not finite, or another argument is out of range.
+
+    Examples
+    --------
+    >>> round(theorem4_prediction(2.0, P=100, B=10, N=1000, sigma_eps=0.1), 6)
+    2.0495
     """
-    s2 = np.asarray(sigma_eps2, dtype=float)
-    if np.any(~np.isfinite(s2)) or np.any(s2 < 0):
-        raise ValueError(f"sigma_eps2 must be finite and >= 0, got {sigma_eps2!r}")
-    return batch_outlier(lam1_full, P, B, N, np.sqrt(s2))
+    s = np.asarray(sigma_eps, dtype=float)
+    if np.any(~np.isfinite(s)) or np.any(s < 0):
+        raise ValueError(f"sigma_eps must be finite and >= 0, got {sigma_eps!r}")
+    return batch_outlier(lam1_full, P=P, B=B, N=N, sigma_eps=sigma_eps)
 
 
-def ggn_prediction(lam1_full, P, B, N, bulk_level):
-    r"""The batch-GGN outlier of the spiked sample-covariance model (Thm 7 as implemented
-    in :func:`rmtlr.rmt.ggn.ggn_batch_outlier`): with γ = P/𝔟, a = P/N, ℓ = λ/σ² and
-    s = ℓ − 1 + a, λ' = λ(1 + γ/s) above the threshold ℓ > 1 − a + sqrt((1 − a)γ), else the
-    Wachter bulk edge σ²(sqrt(1 − a) + sqrt γ)². That finite-N form needs P ≤ N; a network
-    with P > N has a full GGN of rank < P, outside the model, and gets the leading order in
-    P/N instead (a = 0: Baik–Silverstein, BBP threshold σ²(1 + sqrt γ), else the MP edge
-    σ²(1 + sqrt γ)²). ``bulk_level`` is σ², the flat bulk of the full GGN, estimated here by
-    its mean eigenvalue tr(G)/P. Returns None when this version of :mod:`rmtlr.rmt.ggn` has
-    no such function.
+def ggn_prediction(lam1_full: float, *, P: float, B: float, N: float,
+                   noise_var: float) -> float:
+    r"""Return the batch-GGN outlier of the spiked sample-covariance model (Thm 7).
+
+    With γ = P/𝔟, a = P/N, ℓ = λ/σ² and s = ℓ − 1 + a (σ² = ``noise_var``), λ' = λ(1 + γ/s)
+    above the threshold ℓ > 1 − a + sqrt((1 − a)γ), else the Wachter bulk edge
+    σ²(sqrt(1 − a) + sqrt γ)²; see :func:`rmtlr.rmt.ggn.ggn_batch_outlier`. That finite-N
+    form needs P <= N; a network with P > N has a full GGN of rank < P, outside the model,
+    and gets the leading order in P/N instead (a = 0: Baik–Silverstein, BBP threshold
+    σ²(1 + sqrt γ), else the Marchenko–Pastur edge σ²(1 + sqrt γ)²). λ_1 is clipped from
+    below at σ², the bottom of the model's full spectrum.
+
+    Parameters
+    ----------
+    lam1_full : float
+        λ_1, the top eigenvalue of the full-data GGN.
+    P : float
+        Number of parameters.
+    B : float
+        Batch size, 0 < B <= N.
+    N : float
+        Number of samples.
+    noise_var : float
+        σ², the flat bulk level of the full GGN (the entry variance of the per-sample
+        gradients of the model), > 0; :func:`spectrum_at` estimates it by the mean
+        eigenvalue tr(G)/P.
+
+    Returns
+    -------
+    float
+        λ'_1.
+
+    Raises
+    ------
+    ValueError
+        If ``noise_var`` is not finite and > 0.
     """
-    from rmtlr.rmt import ggn
-
-    fn = getattr(ggn, "ggn_batch_outlier", None)
-    if fn is None:
-        return None
-    if not (math.isfinite(bulk_level) and bulk_level > 0):
-        raise ValueError(f"bulk_level must be finite and > 0, got {bulk_level!r}")
-    return float(fn(max(float(lam1_full), bulk_level), P, B, N, bulk_level, finite_N=P <= N))
+    if not (isinstance(noise_var, (int, float, np.floating)) and math.isfinite(noise_var)
+            and noise_var > 0):
+        raise ValueError(f"noise_var must be finite and > 0, got {noise_var!r}")
+    lam = max(float(lam1_full), float(noise_var))
+    # MERGE(lib-rmt): ggn_batch_outlier's last parameter is renamed sigma2 -> noise_var;
+    # switch this keyword to noise_var=noise_var when that branch is merged.
+    return float(ggn_batch_outlier(lam, P=P, B=B, N=N, sigma2=noise_var, finite_N=P <= N))
 
 
 def _tensor_batches(dataset, indices, size: int):
-    """Batches (x, y) of ``dataset`` at ``indices``, ``size`` samples each (last one shorter)."""
+    """Split ``dataset`` at ``indices`` into batches (x, y) of ``size`` (last one shorter)."""
     idx = np.asarray(indices)
     if isinstance(dataset, torch.utils.data.TensorDataset):
         x, y = dataset.tensors
@@ -250,17 +312,18 @@ def _density_dict(slq) -> dict:
             "mean_eigenvalue": slq.moment(1)}
 
 
-def spectrum_at(model: nn.Module, train_set, *, batch_size: int = 128, num_batches: int = 3,
-                lanczos_steps: int = 100, slq_vectors: int = 1, curvatures=CURVATURES,
-                full_samples: int | None = None, variance_vectors: int = 4, chunk: int = 512,
-                seed: int = 0, dtype: torch.dtype | None = None, device=None) -> dict:
-    r"""Full-data and batch curvature spectra of ``model`` on ``train_set`` (Sec. 9, Fig. 9).
+def spectrum_at(model: nn.Module, train_set: Any, *, batch_size: int = 128,
+                num_batches: int = 3, lanczos_steps: int = 100, slq_vectors: int = 1,
+                curvatures: Iterable[str] = CURVATURES, full_samples: int | None = None,
+                variance_vectors: int = 4, chunk: int = 512, seed: int = 0,
+                dtype: torch.dtype | None = None,
+                device: str | torch.device | None = None) -> dict[str, Any]:
+    r"""Measure full-data and batch curvature spectra of ``model`` (Sec. 9, Fig. 9).
 
     For each curvature in ``curvatures`` (``"hessian"``, ``"ggn"``):
 
-    - full data: H_emp = (1/N) Σ_i H_i over the first ``full_samples`` samples (all by
-      default), by stochastic Lanczos quadrature with m = ``lanczos_steps`` steps and
-      ``slq_vectors`` start vectors (:func:`rmtlr.curvature.slq_density`); λ_1 is the
+    - full data: H_emp = (1/N) Σ_i H_i over the first ``full_samples`` samples, by
+      stochastic Lanczos quadrature (:func:`rmtlr.curvature.slq_density`); λ_1 is the
       largest Ritz value (Lanczos resolves the extreme eigenvalue first);
     - batch: the same on ``num_batches`` batches of B = ``batch_size`` samples drawn without
       replacement from those N (seeded), giving λ'_1 per batch;
@@ -268,27 +331,73 @@ def spectrum_at(model: nn.Module, train_set, *, batch_size: int = 128, num_batch
       random partition of the N samples into batches of B as the units, so that
       σ_ε² = σ²·𝔟(B, N)/P (Eq. 7) is the per-entry variance Theorem 4 needs;
     - ``predicted``: Theorem 4, λ'_1 = λ_1 + (P/𝔟)σ_ε²/λ_1 above threshold
-      (:func:`theorem4_prediction`); for the GGN also ``predicted_ggn_model``, the
-      spiked sample-covariance outlier (:func:`ggn_prediction`) with the bulk level tr(G)/P.
+      (:func:`theorem4_prediction`); for the GGN also ``predicted_ggn_model``, the spiked
+      sample-covariance outlier (:func:`ggn_prediction`) with the bulk level tr(G)/P.
 
-    Returns a JSON-ready dict: ``P``, ``N``, ``B``, ``curvatures`` {name: λ_1, λ'_1 per
-    batch, σ², its standard error, σ_ε, predictions, the full and first-batch SLQ nodes and
-    weights}, ``wall_time_s``. The model's state is not changed.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (its state is not changed).
+    train_set : torch.utils.data.Dataset
+        (input, label) samples.
+    batch_size : int
+        B of the batch spectra, in [1, N).
+    num_batches : int
+        Random batches, >= 1.
+    lanczos_steps : int
+        Lanczos steps m per spectrum (the paper: 100).
+    slq_vectors : int
+        SLQ start vectors for the full-data and first-batch densities.
+    curvatures : iterable of str
+        A non-empty subset of :data:`CURVATURES`.
+    full_samples : int, optional
+        N: the first ``full_samples`` samples stand for the full data (default: all).
+    variance_vectors : int
+        Random directions of Algorithm 1.
+    chunk : int
+        Samples per forward pass of the full-data products.
+    seed : int
+        Seeds the batches, the partition and the start vectors.
+    dtype : torch.dtype, optional
+        Precision of the products (default: the model's).
+    device : str or torch.device, optional
+        Default: where the model's parameters are.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``P``, ``N``, ``B``, ``curvatures`` {name: ``lam1_full``,
+        ``lam1_batch`` (per batch), ``lam1_batch_mean``, ``sigma2`` and ``sigma2_stderr``
+        (Algorithm 1's σ²), ``sigma_eps``, ``predicted``, ``full_density`` and
+        ``batch_density`` (SLQ nodes and weights)}, ``wall_time_s``.
+
+    Raises
+    ------
+    ValueError
+        For sizes out of range or unknown curvatures.
     """
     from rmtlr import curvature
 
+    curvatures = tuple(curvatures) if not isinstance(curvatures, str) else (curvatures,)
     unknown = [c for c in curvatures if c not in CURVATURES]
     if not curvatures or unknown:
-        raise ValueError(f"curvatures must be a non-empty subset of {CURVATURES}, got {curvatures!r}")
+        raise ValueError(f"curvatures must be a non-empty subset of {CURVATURES}, "
+                         f"got {curvatures!r}")
     n_all = len(train_set)
-    N = n_all if full_samples is None else int(full_samples)
+    N = n_all if full_samples is None else as_count(full_samples, "full_samples", lo=2)
     if not 2 <= N <= n_all:
-        raise ValueError(f"full_samples must be in [2, {n_all}] (the data set size), got {full_samples!r}")
-    if int(batch_size) != batch_size or not 1 <= batch_size < N:
+        raise ValueError(f"full_samples must be in [2, {n_all}] (the data set size), "
+                         f"got {full_samples!r}")
+    batch_size = as_count(batch_size, f"batch_size (in [1, N={N}))")
+    if batch_size >= N:
         raise ValueError(f"batch_size must be an integer in [1, N={N}), got {batch_size!r}")
-    if int(num_batches) != num_batches or num_batches < 1:
-        raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    num_batches = as_count(num_batches, "num_batches")
+    lanczos_steps = as_count(lanczos_steps, "lanczos_steps")
+    slq_vectors = as_count(slq_vectors, "slq_vectors")
+    variance_vectors = as_count(variance_vectors, "variance_vectors", lo=2)
+    chunk = as_count(chunk, "chunk")
+    seed = as_seed(seed)
+    device = next(model.parameters()).device if device is None else resolve_device(device)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     full = _tensor_batches(train_set, np.arange(N), chunk)
@@ -298,7 +407,7 @@ def spectrum_at(model: nn.Module, train_set, *, batch_size: int = 128, num_batch
     loss = nn.functional.cross_entropy
     kw = {"dtype": dtype, "device": device}
     P = models.count_parameters(model)
-    out = {"P": P, "N": N, "B": int(batch_size), "curvatures": {}}
+    out = {"P": P, "N": N, "B": batch_size, "curvatures": {}}
     for name in curvatures:
         Op = curvature.HessianOperator if name == "hessian" else curvature.GGNOperator
         full_slq = curvature.slq_density(Op(model, loss, full, **kw), lanczos_steps, slq_vectors,
@@ -312,74 +421,126 @@ def spectrum_at(model: nn.Module, train_set, *, batch_size: int = 128, num_batch
             first = first or slq
         var = curvature.hessian_variance(Op(model, loss, units, **kw), variance_vectors,
                                          per_sample=False, seed=seed)
+        predicted = theorem4_prediction(lam1, P=P, B=batch_size, N=N, sigma_eps=var.sigma_eps)
         rec = {"lam1_full": lam1, "lam1_batch": lam_b, "lam1_batch_mean": float(np.mean(lam_b)),
                "sigma2": var.sigma2, "sigma2_stderr": var.stderr, "sigma_eps": var.sigma_eps,
-               "predicted": float(theorem4_prediction(lam1, P, batch_size, N, var.sigma_eps ** 2)),
+               "predicted": float(predicted),
                "full_density": _density_dict(full_slq), "batch_density": _density_dict(first)}
         if name == "ggn":
             bulk = full_slq.moment(1)
-            rec["predicted_ggn_model"] = ggn_prediction(lam1, P, batch_size, N, bulk) if bulk > 0 else None
+            rec["predicted_ggn_model"] = (ggn_prediction(lam1, P=P, B=batch_size, N=N,
+                                                         noise_var=bulk) if bulk > 0 else None)
         out["curvatures"][name] = rec
     out["wall_time_s"] = time.perf_counter() - t0
     return out
 
 
-def spectra_across_training(cfg: TrainConfig, epochs, results: str | os.PathLike, *,
-                            train_set=None, val_set=None, spectra_set=None,
-                            spectra_kw: dict | None = None, device=None,
+def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
+                            results: str | os.PathLike, *, train_set: Any = None,
+                            val_set: Any = None, spectra_set: Any = None,
+                            spectra_kw: dict | None = None,
+                            device: str | torch.device | None = None,
                             profile: str | None = None) -> list[dict]:
     """Train ``cfg`` with checkpoints at ``epochs`` and measure :func:`spectrum_at` at each.
 
-    One record per epoch is appended to ``results/spectra.jsonl``: ``config`` (the training
-    config), ``epoch``, ``spectra_kw``, the :func:`spectrum_at` output, the training curves
-    up to that epoch, ``profile``, ``device``, ``versions``, ``wall_time_s``. Epochs
-    already recorded (same config, ``spectra_kw`` and data: description and size of
-    ``train_set``, ``val_set`` and ``spectra_set``) are read back, not recomputed, and
-    training is skipped altogether when every epoch is there; checkpoints live under
-    ``results/checkpoints``. ``spectra_set`` (default ``train_set``) is the data the
-    curvature is measured on: pass the training images without augmentation when training
-    augments them, so every matvec sees the same samples. Returns the records in epoch
-    order (a diverged run stops early).
+    One record per epoch is appended to ``results/spectra.jsonl`` (:mod:`rmtlr.results`):
+    ``config`` (the training config), ``epoch``, ``spectra_kw``, the :func:`spectrum_at`
+    output, ``history`` (the training curves up to that epoch), ``profile``, ``data``,
+    ``data_id``, ``key``, ``device``, ``versions``, ``date``, ``wall_time_s``. Epochs
+    already recorded for the same config, ``spectra_kw`` and data are read back, not
+    recomputed, and training is skipped when every epoch is there; checkpoints live under
+    ``results/checkpoints``. Two processes asking for the same spectra compute them once:
+    the second waits for the first (its claim on the job) and reads its records.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The training run.
+    epochs : iterable of int
+        Checkpoints to measure at, in [0, cfg.epochs] (0: at initialisation).
+    results : str or os.PathLike
+        The results folder.
+    train_set, val_set : torch.utils.data.Dataset, optional
+        Default: ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``; no validation.
+    spectra_set : torch.utils.data.Dataset, optional
+        The data the curvature is measured on (default ``train_set``): pass the training
+        images without augmentation when training augments them, so that every product
+        sees the same samples.
+    spectra_kw : dict, optional
+        Keyword arguments of :func:`spectrum_at` (not ``dtype``: records are JSON).
+    device : str or torch.device, optional
+        Default: the profile's.
+    profile : str, optional
+        ``"quick"`` or ``"full"`` (default: the active one); chooses the default device
+        and is stored with the records.
+
+    Returns
+    -------
+    list of dict
+        The records in epoch order (a diverged run stops early).
+
+    Raises
+    ------
+    ValueError
+        For bad input or an unwritable results folder, before any training.
+    TypeError
+        If ``cfg`` is not a TrainConfig.
     """
-    results = Path(results)
-    store = results / "spectra.jsonl"
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     spectra_kw = dict(spectra_kw or {})
     if "dtype" in spectra_kw:
         raise ValueError("spectra_kw must not set dtype here (records must be JSON); "
                          "call spectrum_at directly for another dtype")
-    device = torch.device(device) if device is not None else rmtlr.get_profile().device
-    prof = profile or rmtlr.get_profile().name
-    want = sorted({int(e) for e in epochs})
+    want = _epoch_list(epochs, cfg.epochs, "epochs")
+    results = Path(results)
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"results must be a folder (spectra.jsonl and checkpoints/ go in it), "
+                         f"got the file {str(results)!r}")
+    store = ResultsFile(results / "spectra.jsonl")
+    store.check_writable()
+    store.records()  # a corrupt file fails now, not after training
+    prof_name = get_profile(profile).name
+    device = resolve_device(device, profile=profile)
     config = cfg.to_dict()
-    kw_key = json.loads(json.dumps(spectra_kw, sort_keys=True))
+    try:
+        kw_key = json.loads(json.dumps(spectra_kw, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"spectra_kw must hold JSON values, got {spectra_kw!r}: {err}") from err
 
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
     measured_on = spectra_set if spectra_set is not None else train_set
-    data = {**data_id(train_set, val_set), "spectra": data_id(measured_on)["train"]}
+    data = data_id(train_set, val_set, spectra=measured_on)
+    keys = {e: run_key(config, data, spectra_kw=kw_key, epoch=e) for e in want}
 
-    def have():
-        return {r["epoch"]: r for r in read_results(store)
-                if run_key(r["config"], r.get("data_id")) == run_key(config, data)
-                and r.get("spectra_kw") == kw_key}
+    def have() -> dict[int, dict]:
+        found = {e: store.find(k) for e, k in keys.items()}
+        return {e: r for e, r in found.items() if r is not None}
 
     done = have()
-    if any(e not in done for e in want):
-        run = train_with_checkpoints(cfg, want, results, train_set=train_set, val_set=val_set,
-                                     device=device)
-        model = run["model"]
-        for e in want:
-            if e in done or e not in run["checkpoints"]:
-                continue
-            state = torch.load(run["checkpoints"][e], map_location=device, weights_only=True)
-            model.load_state_dict(state["state_dict"])
-            t0 = time.perf_counter()
-            spec = spectrum_at(model, measured_on, device=device, **spectra_kw)
-            rec = {"config": config, "epoch": e, "spectra_kw": kw_key, **spec,
-                   "history": state["history"], "profile": prof,
-                   "data": getattr(measured_on, "description", type(measured_on).__name__),
-                   "data_id": data,
-                   **provenance(device), "wall_time_s": time.perf_counter() - t0}
-            append_record(store, rec)
-        done = have()
+    if len(done) < len(want):
+        # One claim for the whole job: its epochs share one training run.
+        with store.claim(run_key(config, data, spectra_kw=kw_key), wait=True):
+            done = have()
+            missing = [e for e in want if e not in done]
+            if missing:
+                run = train_with_checkpoints(cfg, want, results, train_set=train_set,
+                                             val_set=val_set, device=device)
+                model = run["model"]
+                for e in missing:
+                    if e not in run["checkpoints"]:
+                        continue  # diverged before this epoch
+                    state = torch.load(run["checkpoints"][e], map_location=device,
+                                       weights_only=True)
+                    model.load_state_dict(state["state_dict"])
+                    t0 = time.perf_counter()
+                    spec = spectrum_at(model, measured_on, device=device, **spectra_kw)
+                    store.append({"config": config, "epoch": e, "spectra_kw": kw_key, **spec,
+                                  "history": state["history"], "profile": prof_name,
+                                  "data": getattr(measured_on, "description",
+                                                  type(measured_on).__name__),
+                                  "data_id": data, "key": keys[e], **provenance(device),
+                                  "wall_time_s": time.perf_counter() - t0})
+                done = have()
     return [done[e] for e in want if e in done]

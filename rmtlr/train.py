@@ -1,72 +1,125 @@
-"""Training runs, batch-size sweeps that survive interruption, and the largest stable rate.
+"""One training run: its configuration, the paper's schedule, augmentation and the loop.
 
+- :class:`TrainConfig`: everything that defines a run, checked when it is made, and its
+  identity in a results file (:func:`rmtlr.results.run_key` of :meth:`TrainConfig.to_dict`).
+- :func:`eq23_lr`: the learning-rate schedule of Eq. 23 (Granziol, Zohren & Roberts 2022).
+- :func:`random_crop_flip`: the paper's augmentation (4-pixel pad, random 32×32 crop,
+  horizontal flip) on a batch of in-memory images, vectorised and seeded.
 - :func:`train`: SGD (momentum, weight decay) or Adam/AdamW (damping δ = ``eps``) with a
-  constant rate or the schedule of Eq. 23 (Granziol, Zohren & Roberts 2022); per-epoch
-  loss/accuracy; divergence (a non-finite or exploding loss) is an *outcome*, not a crash.
-- :func:`sweep`: one run per (batch size, seed) with α = lr_rule(B); each finished run is
-  appended to a JSONL results file as one complete, fsync'ed line, runs already present are
-  skipped, and a torn last line (a kill mid-write) is ignored and overwritten, so a sweep
-  killed at any point resumes without losing or duplicating a run.
-- :func:`max_stable_lr`: geometric grid then log-space bisection for the largest rate that
-  trains stably (the empirical counterpart of α_max = 2/λ'_1, Eq. 24).
+  constant rate or Eq. 23; per-epoch loss/accuracy; divergence (a non-finite or exploding
+  loss) is an *outcome*, not a crash.
+
+Batch-size sweeps and the largest-stable-rate search built on :func:`train` are in
+:mod:`rmtlr.sweeps`; the rules α(B) in :mod:`rmtlr.lr_rules`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
 import json
 import math
-import numbers
-import os
-import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-import rmtlr
 from rmtlr import data as rdata
 from rmtlr import models
 from rmtlr.progress import progress_bar
-from rmtlr.scaling import linear_rule, sqrt_rule
+from rmtlr.results import provenance
+from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
 
-__all__ = ["MaxLRResult", "TrainConfig", "data_id", "eq23_lr", "evaluate", "is_stable",
-           "lr_rule_from_spec", "max_stable_lr", "read_results", "run_key", "sweep", "train"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "eq23_lr", "evaluate", "num_classes_of",
+           "random_crop_flip", "train"]
 
+#: Optimisers :func:`train` knows.
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: Learning-rate schedules :func:`train` knows.
 SCHEDULES = ("constant", "eq23")
 
 
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+def _as_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
-def _is_count(x) -> bool:
-    """An integer >= 1, possibly given as an integral float (32.0 but not 32.7)."""
-    return _is_real(x) and math.isfinite(x) and x == int(x) and x >= 1
+def _as_json_dict(value: Any, name: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of keyword arguments, got {value!r}")
+    try:
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must hold only JSON values (str keys; numbers, strings, "
+                         f"lists, dicts), got {value!r}: {err}") from err
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """Everything that defines a training run (and its identity in a results file).
+    """Everything that defines a training run, and its identity in a results file.
 
-    model, model_kw: a name for :func:`rmtlr.models.build` and its keyword arguments.
-    dataset, data_kw: a name for :func:`rmtlr.data.load` and its keyword arguments
-        (``n`` sets the size of the stand-ins).
-    optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``. lr: α_0 > 0. batch_size: B ≥ 1.
-    epochs: passes over the data; ``steps`` (if set) fixes the number of updates instead.
-    momentum, weight_decay: SGD's ρ and L2 coefficient (AdamW: decoupled decay).
-    eps: Adam's damping δ. betas: Adam's (β1, β2).
-    schedule: ``"constant"`` or ``"eq23"`` (Eq. 23 with final ratio ``final_ratio`` = r).
-    explode: a batch loss above ``explode`` × the initial loss counts as divergence.
-    probe: size of the fixed training subset (its first ``probe`` samples) on which the
+    Every field is checked when the config is made; whole numbers given as floats
+    (``batch_size=16.0``) and NumPy scalars are stored as Python ints and floats, so a
+    config is strict JSON and equal settings give equal run keys.
+
+    Attributes
+    ----------
+    model : str
+        A name for :func:`rmtlr.models.build`.
+    dataset : str
+        A name for :func:`rmtlr.data.load` (used when :func:`train` gets no ``train_set``).
+    optimizer : str
+        ``"sgd"``, ``"adam"`` or ``"adamw"``.
+    lr : float
+        α_0 > 0, the (initial) learning rate.
+    batch_size : int
+        B >= 1.
+    epochs : int
+        Passes over the data (>= 1).
+    steps : int or None
+        If set, the number of updates instead of ``epochs`` passes.
+    momentum : float
+        SGD's ρ in [0, 1).
+    weight_decay : float
+        L2 coefficient >= 0 (AdamW: decoupled decay).
+    eps : float
+        Adam's damping δ > 0.
+    betas : tuple of float
+        Adam's (β1, β2), each in [0, 1).
+    schedule : str
+        ``"constant"`` or ``"eq23"`` (Eq. 23, decaying to ``final_ratio`` · α_0).
+    final_ratio : float
+        r in (0, 1] of Eq. 23.
+    explode : float
+        A batch loss above ``explode`` × the initial loss counts as divergence (> 1).
+    probe : int
+        Size of the fixed training subset (its first ``probe`` samples) on which the
         initial and final losses are measured.
-    seed: seeds initialisation and batch order. amp / channels_last: GPU speed options.
+    seed : int
+        Seeds the initialisation, the batch order and the augmentation; in [0, 2**63 − 1].
+    augment : bool
+        Apply :func:`random_crop_flip` to every training batch (image data only).
+    model_kw : dict
+        Keyword arguments of :func:`rmtlr.models.build`.
+    data_kw : dict
+        Keyword arguments of :func:`rmtlr.data.load` (``n`` sets the stand-ins' size).
+    amp : bool
+        bfloat16 autocast (a GPU speed option).
+    channels_last : bool
+        Channels-last memory format (a GPU speed option).
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(optimizer="adam", lr=4e-4, batch_size=128.0)
+    >>> cfg.batch_size
+    128
+    >>> TrainConfig(betas=(1.5, 0.999))
+    Traceback (most recent call last):
+        ...
+    ValueError: betas must be two numbers in [0, 1) (β1, β2), got (1.5, 0.999)
     """
 
     model: str = "mlp"
@@ -85,59 +138,99 @@ class TrainConfig:
     explode: float = 10.0
     probe: int = 1024
     seed: int = 0
+    augment: bool = False
     model_kw: dict = field(default_factory=dict)
     data_kw: dict = field(default_factory=dict)
     amp: bool = False
     channels_last: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check every field and store it in its canonical type."""
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        for name in ("model", "dataset"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not (_is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if not _is_count(self.batch_size):
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        put("lr", as_finite(self.lr, "lr", lo=0, lo_open=True))
+        put("batch_size", as_count(self.batch_size, "batch_size"))
         # Checked even when steps overrides it: the config is stored as strict JSON.
-        if not _is_count(self.epochs):
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if self.steps is not None and not _is_count(self.steps):
-            raise ValueError(f"steps must be an integer >= 1 (or None), got {self.steps!r}")
-        if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not (_is_real(self.weight_decay) and math.isfinite(self.weight_decay)
-                and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if not (_is_real(self.eps) and math.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"eps (Adam damping δ) must be a finite number > 0, got {self.eps!r}")
-        if not (_is_real(self.final_ratio) and 0 < self.final_ratio <= 1):
-            raise ValueError(f"final_ratio must be in (0, 1], got {self.final_ratio!r}")
-        if not _is_count(self.probe):
-            raise ValueError(f"probe must be an integer >= 1, got {self.probe!r}")
-        if not (_is_real(self.explode) and math.isfinite(self.explode) and self.explode > 1):
-            raise ValueError(f"explode must be a finite number > 1, got {self.explode!r}")
+        put("epochs", as_count(self.epochs, "epochs"))
+        if self.steps is not None:
+            put("steps", as_count(self.steps, "steps"))
+        put("momentum", as_finite(self.momentum, "momentum", lo=0, hi=1, hi_open=True))
+        put("weight_decay", as_finite(self.weight_decay, "weight_decay", lo=0))
+        put("eps", as_finite(self.eps, "eps (Adam damping δ)", lo=0, lo_open=True))
+        betas = self.betas
+        try:
+            betas = tuple(as_finite(b, "beta", lo=0, hi=1, hi_open=True) for b in betas)
+        except (TypeError, ValueError):
+            betas = ()
+        if len(betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1) (β1, β2), got {self.betas!r}")
+        put("betas", betas)
+        put("final_ratio", as_finite(self.final_ratio, "final_ratio", lo=0, hi=1, lo_open=True))
+        put("explode", as_finite(self.explode, "explode", lo=1, lo_open=True))
+        put("probe", as_count(self.probe, "probe"))
+        put("seed", as_seed(self.seed))
+        for name in ("augment", "amp", "channels_last"):
+            put(name, _as_bool(getattr(self, name), name))
+        put("model_kw", _as_json_dict(self.model_kw, "model_kw"))
+        put("data_kw", _as_json_dict(self.data_kw, "data_kw"))
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict (tuples become lists)."""
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            Every field; tuples become lists. Its :func:`rmtlr.results.run_key` is the
+            run's identity in a results file.
+        """
         return json.loads(json.dumps(asdict(self)))
 
 
-def eq23_lr(t: float, T: float, alpha0: float, r: float = 0.01) -> float:
-    r"""The paper's learning-rate schedule (Eq. 23).
+def eq23_lr(t: float, T: float, *, alpha0: float, r: float = 0.01) -> float:
+    r"""Return the learning rate of the paper's schedule (Eq. 23) at step t of T.
 
     .. math:: α_t = α_0 \;(t/T ≤ 0.5),\quad
               α_0\Big(1 − \frac{(1 − r)(t/T − 0.5)}{0.4}\Big) \;(0.5 < t/T ≤ 0.9),\quad
               r α_0 \;(t/T > 0.9).
+
+    Parameters
+    ----------
+    t : float
+        The step (or epoch), in [0, T].
+    T : float
+        The total number of steps (or epochs), > 0.
+    alpha0 : float
+        α_0 > 0.
+    r : float
+        The final ratio, in (0, 1].
+
+    Returns
+    -------
+    float
+        α_t.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> [round(eq23_lr(t, 100, alpha0=0.1), 6) for t in (0, 50, 70, 90, 100)]
+    [0.1, 0.1, 0.0505, 0.001, 0.001]
     """
-    if not T > 0:
-        raise ValueError(f"T must be > 0, got {T}")
-    if not 0 <= t <= T:
-        raise ValueError(f"t must be in [0, T={T}], got {t}")
-    if not alpha0 > 0:
-        raise ValueError(f"alpha0 must be > 0, got {alpha0}")
-    if not 0 < r <= 1:
-        raise ValueError(f"r must be in (0, 1], got {r}")
+    T = as_finite(T, "T", lo=0, lo_open=True)
+    t = as_finite(t, f"t (in [0, T={T:g}])", lo=0, hi=T)
+    alpha0 = as_finite(alpha0, "alpha0", lo=0, lo_open=True)
+    r = as_finite(r, "r", lo=0, hi=1, lo_open=True)
     u = t / T
     if u <= 0.5:
         return alpha0
@@ -146,14 +239,90 @@ def eq23_lr(t: float, T: float, alpha0: float, r: float = 0.01) -> float:
     return r * alpha0
 
 
-def _finite_or_none(x: float) -> float | None:
-    """Records are strict JSON (no NaN/Infinity literals), so a non-finite value is null."""
-    return x if math.isfinite(x) else None
+def random_crop_flip(x: torch.Tensor, *, generator: torch.Generator,
+                     padding: int = 4) -> torch.Tensor:
+    """Return a randomly translated and mirrored copy of a batch of images.
+
+    Each image is zero-padded by ``padding`` pixels on every side, a crop of the original
+    size is taken at a uniformly random offset, and the crop is mirrored left–right with
+    probability 1/2: the paper's CIFAR augmentation (pad 4, random 32×32 crop, horizontal
+    flip), done for the whole batch at once by gathers on its device. On standardised
+    images zero padding is the mean colour.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images (B, C, H, W), on any device.
+    generator : torch.Generator
+        A CPU generator that draws the offsets and flips (seeded: reproducible).
+    padding : int
+        Pixels of padding, >= 0.
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented batch, same shape, dtype and device as ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-dimensional or ``padding`` is not an integer >= 0.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> random_crop_flip(torch.ones(8, 3, 32, 32), generator=g).shape
+    torch.Size([8, 3, 32, 32])
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+    p = as_count(padding, "padding", lo=0)
+    B, C, H, W = x.shape
+    shift = torch.randint(0, 2 * p + 1, (B, 2), generator=generator).to(x.device)
+    flip = (torch.rand(B, generator=generator) < 0.5).to(x.device)
+    rows = shift[:, :1] + torch.arange(H, device=x.device)
+    cols = shift[:, 1:] + torch.arange(W, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    padded = nn.functional.pad(x, (p, p, p, p))
+    # Rows, then columns: two gathers with broadcast indices (4x faster on a CPU than one
+    # gather indexing all four dimensions).
+    picked = padded.gather(2, rows[:, None, :, None].expand(B, C, H, W + 2 * p))
+    return picked.gather(3, cols[:, None, None, :].expand(B, C, H, W))
 
 
-def _versions() -> dict:
-    return {"rmtlr": rmtlr.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+def num_classes_of(dataset: Any) -> int:
+    """Return the number of classes of a labelled data set.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Its ``num_classes`` attribute is used when present; for a plain ``TensorDataset``
+        of (inputs, integer labels) it is 1 + the largest label.
+
+    Returns
+    -------
+    int
+        The number of classes, >= 2.
+
+    Raises
+    ------
+    ValueError
+        If neither is available, or the labels are not integers >= 0.
+    """
+    n = getattr(dataset, "num_classes", None)
+    if n is not None:
+        return as_count(n, "num_classes of the data set", lo=2)
+    if isinstance(dataset, torch.utils.data.TensorDataset) and len(dataset.tensors) >= 2:
+        y = dataset.tensors[1]
+        if y.dtype.is_floating_point or y.dtype == torch.bool or y.dim() != 1 or not len(y):
+            raise ValueError(f"the data set's labels must be a 1-D integer tensor (class "
+                             f"indices), got {y.dtype} of shape {tuple(y.shape)}")
+        if int(y.min()) < 0:
+            raise ValueError(f"class labels must be >= 0, got {int(y.min())}")
+        return max(2, int(y.max()) + 1)
+    raise ValueError(f"the data set ({type(dataset).__name__}) has no num_classes attribute "
+                     "and its labels cannot be read; use rmtlr.data.LabelledTensors or pass "
+                     "model=")
 
 
 def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -161,14 +330,14 @@ def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-               weight_decay=cfg.weight_decay)
+    return cls(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
-def _batches(dataset, batch_size: int, generator: torch.Generator, device: torch.device):
+def _batches(dataset, batch_size: int, generator: torch.Generator,
+             device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of shuffled batches; in-memory tensors are indexed directly (no workers)."""
     if isinstance(dataset, torch.utils.data.TensorDataset):
-        x, y = dataset.tensors
+        x, y = dataset.tensors[:2]
         perm = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x) - batch_size + 1, batch_size):
             idx = perm[i:i + batch_size]
@@ -180,27 +349,75 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, device: torch
 
 
 def _probe(dataset, size: int):
-    """The first ``size`` training samples, in memory when the data set is."""
+    """Return the first ``size`` training samples, in memory when the data set is."""
     size = min(size, len(dataset))
     if isinstance(dataset, torch.utils.data.TensorDataset):
         return torch.utils.data.TensorDataset(*(t[:size] for t in dataset.tensors))
     return torch.utils.data.Subset(dataset, range(size))
 
 
+def _augment_seed(seed: int) -> int:
+    """Derive the augmentation's seed, independent of the batch order's (same ``seed``)."""
+    return int(np.random.SeedSequence((seed, 1)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _finite_or_none(x: float) -> float | None:
+    """Return ``x``, or None if it is not finite (records are strict JSON)."""
+    return x if math.isfinite(x) else None
+
+
+def _check_inputs(dataset, name: str, *, augment: bool) -> None:
+    """Catch inputs that would fail deep inside the model: integer pixels, non-images."""
+    if not len(dataset):
+        raise ValueError(f"{name} is empty")
+    x0 = dataset[0][0]
+    if isinstance(x0, torch.Tensor) and not x0.is_floating_point():
+        raise ValueError(f"{name} inputs are {x0.dtype}; models take floating-point inputs "
+                         "(convert, e.g. x.float() / 255)")
+    if augment and not (isinstance(x0, torch.Tensor) and x0.dim() == 3):
+        shape = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
+        raise ValueError(f"augment=True needs image inputs (C, H, W); {name} has {shape}")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, device, batch_size: int = 1024) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``dataset`` (eval mode)."""
+def evaluate(model: nn.Module, dataset: Any, *, device: str | torch.device | None = None,
+             batch_size: int = 1024) -> tuple[float, float]:
+    """Return the mean cross-entropy and the accuracy of ``model`` on ``dataset``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, evaluated in eval mode (its mode is restored afterwards).
+    dataset : torch.utils.data.Dataset
+        (input, label) samples.
+    device : str or torch.device, optional
+        Where to evaluate; default: where the model's parameters are.
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    tuple of float
+        (mean loss, accuracy in [0, 1]).
+
+    Raises
+    ------
+    ValueError
+        For a device that does not exist or a batch size below 1.
+    """
+    dev = next(model.parameters()).device if device is None else resolve_device(device)
+    batch_size = as_count(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     total, loss_sum, correct = 0, 0.0, 0
     if isinstance(dataset, torch.utils.data.TensorDataset):
-        x, y = dataset.tensors
+        x, y = dataset.tensors[:2]
         chunks = ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size))
     else:
         chunks = rdata.make_loader(dataset, min(batch_size, len(dataset)), shuffle=False,
                                    drop_last=False)
     for xb, yb in chunks:
-        xb, yb = xb.to(device), yb.to(device)
+        xb, yb = xb.to(dev), yb.to(dev)
         out = model(xb).float()
         loss_sum += nn.functional.cross_entropy(out, yb, reduction="sum").item()
         correct += (out.argmax(1) == yb).sum().item()
@@ -209,38 +426,78 @@ def evaluate(model: nn.Module, dataset, device, batch_size: int = 1024) -> tuple
     return loss_sum / total, correct / total
 
 
-def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | None = None,
-          device: str | torch.device | None = None, progress: bool | None = None) -> dict:
-    """Train one network and return a JSON-ready record.
+def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
+          model: nn.Module | None = None, device: str | torch.device | None = None,
+          progress: bool | None = None) -> dict[str, Any]:
+    """Train one network and return a JSON-ready record of the run.
 
-    The record holds ``config``, ``outcome`` (``"ok"`` or ``"diverged"``), ``diverged_at``
-    (step or None), ``curves`` (per epoch: train loss/accuracy over the epoch's batches,
-    validation loss/accuracy when ``val_set`` is given, and the rate), ``step_loss`` (every
-    batch loss), ``initial_loss`` and ``final_loss`` (on the fixed probe subset of the
-    first ``cfg.probe`` training samples, before and after training), ``steps``,
-    ``wall_time_s``, ``samples_per_s`` (training steps only), ``device``, ``data``, ``P``
-    and versions. Divergence: a batch loss that is not finite or exceeds ``cfg.explode`` ×
-    the initial probe loss.
+    Divergence, a batch loss that is not finite or exceeds ``cfg.explode`` × the initial
+    probe loss, ends the run and is recorded as its outcome, not raised.
 
-    ``train_set``/``model`` default to ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)`` and
-    ``rmtlr.models.build(cfg.model, …)`` (built after seeding, so the same seed gives the
-    same initial weights). ``progress`` None: on unless TQDM_DISABLE is set or under pytest.
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run.
+    train_set : torch.utils.data.Dataset, optional
+        Default ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``. A plain
+        ``TensorDataset`` works (classes inferred from its labels).
+    val_set : torch.utils.data.Dataset, optional
+        Evaluated after every epoch when given.
+    model : torch.nn.Module, optional
+        Default ``rmtlr.models.build(cfg.model, …)``, built after seeding with
+        ``cfg.seed``, so the same seed gives the same initial weights.
+    device : str or torch.device, optional
+        Default: the active profile's.
+    progress : bool, optional
+        A progress bar; None: on unless ``TQDM_DISABLE`` is set or under pytest.
+
+    Returns
+    -------
+    dict
+        ``config``, ``outcome`` (``"ok"`` or ``"diverged"``), ``diverged_at`` (step or
+        None), ``steps``, ``initial_loss`` and ``final_loss`` (on the probe subset, before
+        and after; None after divergence), ``curves`` (per epoch: ``epoch``, ``lr``,
+        ``train_loss``, ``train_acc`` over the epoch's batches, ``val_loss``, ``val_acc``),
+        ``step_loss`` (every batch loss), ``wall_time_s``, ``samples_per_s``, ``data``
+        (description), ``N``, ``P``, ``device``, ``versions``, ``date``.
+
+    Raises
+    ------
+    ValueError
+        For a batch size above N, a device that does not exist, integer inputs,
+        ``augment`` on non-image data, or a data set whose classes cannot be told.
+    TypeError
+        If ``cfg`` is not a :class:`TrainConfig`.
+
+    Examples
+    --------
+    >>> from rmtlr import data
+    >>> ds = data.gaussian_mixture(n=256, seed=0)
+    >>> rec = train(TrainConfig(lr=0.1, batch_size=32, epochs=2), train_set=ds, device="cpu")
+    >>> rec["outcome"], rec["steps"], rec["final_loss"] < rec["initial_loss"]
+    ('ok', 16, True)
     """
-    device = torch.device(device) if device is not None else rmtlr.get_profile().device
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    device = resolve_device(device)
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
     N = len(train_set)
     if cfg.batch_size > N:
         raise ValueError(f"batch_size must be <= N = {N} (training-set size), got {cfg.batch_size}")
+    _check_inputs(train_set, "train_set", augment=cfg.augment)
+    if val_set is not None:
+        _check_inputs(val_set, "val_set", augment=False)
     torch.manual_seed(cfg.seed)
     if model is None:
-        model = models.build(cfg.model, train_set.num_classes, **cfg.model_kw)
+        model = models.build(cfg.model, num_classes_of(train_set), **cfg.model_kw)
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
     opt = _make_optimizer(cfg, model.parameters())
     gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed)) if cfg.augment else None
     per_epoch = N // cfg.batch_size
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
@@ -250,17 +507,19 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
     bar = progress_bar(total=total, desc=f"{cfg.model} B={cfg.batch_size} lr={cfg.lr:.3g}",
                        progress=progress)
     probe = _probe(train_set, cfg.probe)
-    initial = evaluate(model, probe, device)[0]
+    initial = evaluate(model, probe, device=device)[0]
     t0, step, epoch = time.perf_counter(), 0, 0
     while step < total and outcome == "ok":
         epoch += 1
         loss_sum, seen = 0.0, 0
         correct = torch.zeros((), dtype=torch.long, device=device)  # summed on device: no sync
         for xb, yb in _batches(train_set, cfg.batch_size, gen, device):
-            lr = cfg.lr if cfg.schedule == "constant" else eq23_lr(step, total, cfg.lr,
-                                                                   cfg.final_ratio)
+            lr = cfg.lr if cfg.schedule == "constant" else eq23_lr(
+                step, total, alpha0=cfg.lr, r=cfg.final_ratio)
             for g in opt.param_groups:
                 g["lr"] = lr
+            if aug_gen is not None:
+                xb = random_crop_flip(xb, generator=aug_gen)
             if cfg.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with amp:
@@ -287,7 +546,7 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
             curves["train_loss"].append(loss_sum / seen)
             curves["train_acc"].append(correct.item() / seen)
             if val_set is not None and outcome == "ok":
-                vl, va = evaluate(model, val_set, device)
+                vl, va = evaluate(model, val_set, device=device)
                 # The last step can blow the weights up after its (finite) loss was taken.
                 if not math.isfinite(vl):
                     outcome, diverged_at = "diverged", step
@@ -297,7 +556,7 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
-    final = evaluate(model, probe, device)[0] if outcome == "ok" else None
+    final = evaluate(model, probe, device=device)[0] if outcome == "ok" else None
     if final is not None and not math.isfinite(final):
         outcome, diverged_at, final = "diverged", step, None
     return {
@@ -311,205 +570,9 @@ def train(cfg: TrainConfig, *, train_set=None, val_set=None, model: nn.Module | 
         "step_loss": [_finite_or_none(v) for v in step_loss],
         "wall_time_s": wall,
         "samples_per_s": step * cfg.batch_size / wall if wall > 0 else None,
-        "device": str(device),
         "data": getattr(train_set, "description", type(train_set).__name__),
-        "data_id": data_id(train_set, val_set),
         "N": N,
         "P": models.count_parameters(model),
-        "versions": _versions(),
+        **provenance(device),
     }
 
-
-def lr_rule_from_spec(spec: str) -> Callable[[float], float]:
-    """Parse ``"linear:α0:B0"``, ``"sqrt:α0:B0"`` or ``"const:α"`` into α(B).
-
-    linear: α_0·B/B_0 (the SGD law, Sec. 10.1); sqrt: α_0·sqrt(B/B_0) (Eq. 31); const: α.
-    """
-    parts = str(spec).split(":")
-    kind = parts[0].strip().lower()
-    try:
-        nums = [float(p) for p in parts[1:]]
-    except ValueError:
-        nums = []
-    if kind in ("linear", "sqrt") and len(nums) == 2:
-        rule = linear_rule if kind == "linear" else sqrt_rule
-        rule(1, nums[0], nums[1])  # validates α0 > 0 and B0 > 0 now, not mid-sweep
-        return lambda B: float(rule(B, nums[0], nums[1]))
-    if kind == "const" and len(nums) == 1:
-        if not nums[0] > 0:
-            raise ValueError(f"lr rule const:α needs α > 0, got {spec!r}")
-        return lambda B: nums[0]
-    raise ValueError(f"lr rule must be 'linear:ALPHA0:B0', 'sqrt:ALPHA0:B0' or 'const:ALPHA', "
-                     f"got {spec!r}")
-
-
-def data_id(train_set, val_set=None) -> dict:
-    """What a run trained and validated on (description and size of each set), so that a
-    rerun on other data does not pick up results of the old one."""
-    def one(ds):
-        if ds is None:
-            return None
-        return {"description": getattr(ds, "description", type(ds).__name__), "n": len(ds)}
-
-    return {"train": one(train_set), "val": one(val_set)}
-
-
-def run_key(config: dict, data: dict | None = None) -> str:
-    """Identity of a run in a results file: its config and :func:`data_id` as canonical
-    JSON (records written before ``data_id`` existed have none and never match a run that
-    has one)."""
-    if data is None:
-        return json.dumps(config, sort_keys=True)
-    return json.dumps({"config": config, "data": data}, sort_keys=True)
-
-
-def read_results(path: str | Path) -> list[dict]:
-    """All complete records of a JSONL results file ([] if it does not exist).
-
-    A last line without its newline is a write torn by a kill and is ignored; a malformed
-    complete line is corruption and raises ValueError.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    complete = lines[:-1]  # the text after the last newline is empty or torn
-    records = []
-    for i, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: line {i} is not valid JSON ({err})") from err
-    return records
-
-
-def _append_record(path: Path, record: dict) -> None:
-    """Append one line atomically enough to survive a kill: drop a torn tail, write, fsync."""
-    line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # other sweeps appending to the same file wait
-        size = os.lseek(fd, 0, os.SEEK_END)
-        if size:
-            # Find the end of the last complete line; anything after it is a torn write.
-            back = min(size, 1 << 20)
-            os.lseek(fd, size - back, os.SEEK_SET)
-            tail = os.read(fd, back)
-            keep = size - back + tail.rfind(b"\n") + 1 if b"\n" in tail else size - back
-            if keep != size:
-                os.ftruncate(fd, keep)
-        os.lseek(fd, 0, os.SEEK_END)
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
-          results: str | Path, base: TrainConfig, *, seeds: Iterable[int] = (0,),
-          train_set=None, val_set=None, device=None, profile: str | None = None,
-          progress: bool | None = None) -> list[dict]:
-    """Train ``base`` at every batch size B with α = lr_rule(B), once per seed.
-
-    Each finished run is appended to ``results`` (JSONL) with the profile; runs whose
-    config is already there for the same data (:func:`data_id` of ``train_set`` and
-    ``val_set``) are skipped, so calling it again after a kill resumes. Returns
-    the records of this sweep (old and new) in grid order.
-    """
-    rule = lr_rule_from_spec(lr_rule) if isinstance(lr_rule, str) else lr_rule
-    sizes = list(batch_sizes)
-    if not sizes or not all(_is_count(b) for b in sizes):
-        raise ValueError(f"batch_sizes must be a non-empty list of integers >= 1, got {sizes}")
-    sizes = [int(b) for b in sizes]
-    seeds = list(seeds)  # iterated once per batch size: a generator would be empty after B_1
-    if train_set is None:
-        train_set = rdata.load(base.dataset, "train", seed=0, **base.data_kw)
-    if max(sizes) > len(train_set):
-        raise ValueError(f"batch sizes must be <= N = {len(train_set)}, got {max(sizes)}")
-    results = Path(results)
-    prof = profile or rmtlr.get_profile().name
-    data = data_id(train_set, val_set)
-    done = {run_key(r["config"], r.get("data_id")): r for r in read_results(results)}
-    out = []
-    jobs = [(B, s) for B in sizes for s in seeds]
-    for B, s in progress_bar(jobs, desc="sweep", progress=progress, leave=True):
-        cfg = dataclasses.replace(base, batch_size=B, lr=float(rule(B)), seed=int(s))
-        key = run_key(cfg.to_dict(), data)
-        if key not in done:
-            rec = train(cfg, train_set=train_set, val_set=val_set, device=device,
-                        progress=False)
-            rec["profile"] = prof
-            _append_record(results, rec)
-            done[key] = rec
-        out.append(done[key])
-    return out
-
-
-@dataclass(frozen=True)
-class MaxLRResult:
-    """Result of :func:`max_stable_lr`: ``lr`` is the largest stable rate found; the true
-    threshold lies in ``bracket`` = (lr, smallest unstable rate), or above ``lr`` when
-    ``censored`` (every rate tried was stable). ``trials``: (rate, stable, final loss)."""
-
-    lr: float
-    bracket: tuple[float, float]
-    censored: bool
-    trials: tuple[tuple[float, bool, float | None], ...]
-
-
-def is_stable(record: dict) -> bool:
-    """Stable = no divergence and a final probe loss below the initial one."""
-    return record["outcome"] == "ok" and record["final_loss"] < record["initial_loss"]
-
-
-def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.0,
-                  grid_points: int = 11, bisect_steps: int = 3, train_set=None, device=None,
-                  stable: Callable[[dict], bool] = is_stable) -> MaxLRResult:
-    """Largest learning rate at which ``cfg`` trains stably (empirical α_max, Eq. 24).
-
-    Rates on a geometric grid from ``lr_max`` down to ``lr_min`` are tried in decreasing
-    order until one is stable; the bracket (that rate, the next larger one) is then halved
-    ``bisect_steps`` times in log space. Searching from above finds the *largest* stable
-    rate even when tiny rates fail the criterion by noise (they barely move the loss), and
-    is cheap because divergent runs stop at once. Every trial starts from the same initial
-    weights and batch order (``cfg.seed``). Resolution: grid ratio^(1/2**bisect_steps).
-    """
-    if not 0 < lr_min < lr_max or not math.isfinite(lr_max):
-        raise ValueError(f"need 0 < lr_min < lr_max < inf, got {lr_min}, {lr_max}")
-    if grid_points < 2:
-        raise ValueError(f"grid_points must be >= 2, got {grid_points}")
-    if bisect_steps < 0:
-        raise ValueError(f"bisect_steps must be >= 0, got {bisect_steps}")
-    if train_set is None:
-        train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
-    trials = []
-
-    def trial(lr: float) -> bool:
-        rec = train(dataclasses.replace(cfg, lr=float(lr)), train_set=train_set, device=device,
-                    progress=False)
-        ok = bool(stable(rec))
-        trials.append((float(lr), ok, rec["final_loss"]))
-        return ok
-
-    good = bad = None
-    for lr in np.geomspace(lr_max, lr_min, grid_points):
-        if trial(lr):
-            good = lr
-            break
-        bad = lr
-    if good is None:
-        raise ValueError(f"no stable rate at or above lr_min={lr_min:g} ({cfg.optimizer}, "
-                         f"B={cfg.batch_size}); lower lr_min")
-    if bad is None:
-        return MaxLRResult(float(good), (float(good), math.inf), True, tuple(trials))
-    for _ in range(bisect_steps):
-        mid = math.sqrt(good * bad)
-        if trial(mid):
-            good = mid
-        else:
-            bad = mid
-    return MaxLRResult(float(good), (float(good), float(bad)), False, tuple(trials))

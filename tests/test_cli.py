@@ -5,14 +5,17 @@ import json
 import pytest
 import torch
 
+import rmtlr.profiles
+from rmtlr import models
 from rmtlr.cli import main
 
 
 @pytest.mark.parametrize("cmd,options", [
     ("sweep", ["--batch-sizes", "--lr-rule", "--optimizer", "--eps", "--schedule", "--results",
-               "--seeds", "--momentum", "--weight-decay", "--model-kw", "--data-kw"]),
+               "--seeds", "--momentum", "--weight-decay", "--model-kw", "--data-kw", "--augment",
+               "--profile"]),
     ("spectrum", ["--batch-sizes", "--n-full", "--lanczos-steps", "--top-k", "--checkpoint"]),
-    ("lr-rule", ["--alpha0", "--b0", "--lam1", "--params", "--sigma", "--delta"]),
+    ("lr-rule", ["--alpha0", "--b0", "--lam1", "--params", "--sigma-eps", "--delta"]),
 ])
 def test_help_explains_every_option(cmd, options, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -33,7 +36,7 @@ def test_lr_rule_table(capsys):
 def test_lr_rule_with_theory_columns_saturates_at_2_over_lambda1(capsys):
     # B = N: no batch noise, so Theorem 4's SGD bound is exactly 2/λ1 = 0.2.
     assert main(["lr-rule", "linear", "--alpha0", "0.1", "--batch-sizes", "1000", "--n", "1000",
-                 "--lam1", "10", "--params", "1e6", "--sigma", "1e-3"]) == 0
+                 "--lam1", "10", "--params", "1e6", "--sigma-eps", "1e-3"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
     assert float(row[2]) == pytest.approx(0.2)
 
@@ -66,11 +69,115 @@ def test_sweep_command_writes_and_resumes(tmp_path, capsys):
     (["spectrum", "--model-kw", '{"bogus": 1}'], "--model-kw {\"bogus\": 1} does not fit"),
     (["spectrum", "--model", "small_cnn"], "--model small_cnn does not take"),
     (["spectrum", "--device", "bogus"], "--device 'bogus' is not usable here"),
+    (["spectrum", "--device", "meta"], "--device 'meta' is not usable here: 'meta' tensors"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--device", "meta",
+      "--results", "R"], "--device 'meta' is not usable here"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:inf", "--results", "R"],
+     "alpha0 must be a finite number > 0"),
+    (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--results", "D"],
+     "is a directory"),
+    (["spectrum", "--output", "D"], "--output '"),
+    (["spectrum", "--checkpoint", "D"], "is a directory, not a checkpoint file"),
+    (["spectrum", "--checkpoint", "R"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_message(args, msg, capsys, tmp_path):
-    args = [str(tmp_path / a) if a == "R" else a for a in args]
+    args = [str(tmp_path / a) if a == "R" else str(tmp_path) if a == "D" else a for a in args]
     assert main(args) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and "error:" in err and "Traceback" not in err
+
+
+SPEC = ["spectrum", "--model", "mlp", "--model-kw", '{"hidden": 4}', "--data-kw", '{"n": 64}',
+        "--batch-sizes", "16", "--n-full", "64", "--lanczos-steps", "8", "--top-k", "1",
+        "--device", "cpu"]
+
+
+@pytest.mark.parametrize("content,msg", [
+    ("text", "is not a PyTorch checkpoint"),
+    ({"a": 1}, "holds no state_dict"),
+    ({"state_dict": {"w": "x"}}, "holds no state_dict"),
+    ([torch.ones(2)], "holds no state_dict"),
+    ("other_model", "does not fit --model mlp"),
+])
+def test_checkpoints_that_are_not_this_models_weights_exit_2(content, msg, tmp_path, capsys):
+    path = tmp_path / "ckpt.pt"
+    if content == "text":
+        path.write_text("not a checkpoint\n")
+    elif content == "other_model":
+        torch.save(models.build("mlp", 10, hidden=8).state_dict(), path)  # hidden 8, not 4
+    else:
+        torch.save(content, path)
+    assert main(SPEC + ["--checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"rmtlr spectrum: error: --checkpoint '{path}'" in err and msg in err
+
+
+def test_a_wrapped_checkpoint_loads_like_its_state_dict(tmp_path, capsys):
+    torch.manual_seed(5)
+    state = models.build("mlp", 10, hidden=4).state_dict()
+    torch.save(state, tmp_path / "plain.pt")
+    torch.save({"epoch": 3, "state_dict": state, "history": {"outcome": "ok"}},
+               tmp_path / "wrapped.pt")  # the form rmtlr.experiments writes
+    tops = []
+    for name in ("plain.pt", "wrapped.pt", None):
+        out = tmp_path / f"{name}.json"
+        ckpt = ["--checkpoint", str(tmp_path / name)] if name else []
+        assert main(SPEC + ckpt + ["--output", str(out)]) == 0
+        tops.append(json.loads(out.read_text())["full"]["top"])
+    capsys.readouterr()
+    assert tops[0] == tops[1] != tops[2]  # the weights were loaded, and loaded the same
+
+
+@pytest.mark.parametrize("line,msg", [("[1, 2]", "line 1: a JSON list, not a record"),
+                                      ("null", "line 1: a JSON NoneType, not a record"),
+                                      ("{bad", "line 1: not valid JSON")])
+def test_results_files_with_lines_that_are_not_records_exit_2(line, msg, tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    out.write_text(line + "\n")
+    assert main(["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--steps", "1",
+                 "--data-kw", '{"n": 64}', "--results", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and str(out) in err and "Traceback" not in err
+
+
+def test_an_empty_record_in_the_results_file_is_left_alone(tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    out.write_text("{}\n")
+    assert main(["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--steps", "1",
+                 "--data-kw", '{"n": 64}', "--results", str(out), "--device", "cpu"]) == 0
+    assert out.read_text().startswith("{}\n") and len(out.read_text().splitlines()) == 2
+
+
+def test_profile_quick_selects_its_device_and_batch_sizes(tmp_path, monkeypatch, capsys):
+    # A host whose default device cannot train (the full profile's): --profile quick must
+    # run on its own device (the CPU) and default to its own grid, not only label records.
+    monkeypatch.setattr(rmtlr.profiles, "default_device", lambda: torch.device("meta"))
+    monkeypatch.setenv("RMTLR_PROFILE", "full")
+    out = tmp_path / "r.jsonl"
+    assert main(["sweep", "--profile", "quick", "--lr-rule", "const:0.01", "--steps", "1",
+                 "--model-kw", '{"hidden": 4}', "--data-kw", '{"n": 100}',
+                 "--results", str(out)]) == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    quick = rmtlr.profiles.get_profile("quick")
+    assert [r["config"]["batch_size"] for r in recs] == [b for b in quick.batch_sizes if b <= 100]
+    assert {r["device"] for r in recs} == {"cpu"} and {r["profile"] for r in recs} == {"quick"}
+    assert "profile: quick, device: cpu" in capsys.readouterr().out
+    assert main(["sweep", "--lr-rule", "const:0.01", "--steps", "1", "--batch-sizes", "16",
+                 "--data-kw", '{"n": 100}', "--results", str(out)]) == 2  # the full profile's
+    assert "the full profile's device 'meta' is not usable here" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a host without CUDA")
+def test_full_profile_on_a_cpu_host_warns(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RMTLR_PROFILE", "full")
+    assert main(["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.01", "--steps", "1",
+                 "--data-kw", '{"n": 64}', "--results", str(tmp_path / "r.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("rmtlr sweep: warning: profile 'full'") == 1  # once, not per run
+    assert main(["sweep", "--profile", "quick", "--batch-sizes", "16", "--lr-rule",
+                 "const:0.01", "--steps", "1", "--data-kw", '{"n": 64}', "--results",
+                 str(tmp_path / "r.jsonl")]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [["lr-rule", "linear", "--alpha0", "0"],

@@ -1,7 +1,8 @@
 """rmtlr.experiments: spectra against dense Hessians, Theorem 4 wrappers against closed
-forms, resumable checkpoints and the results store."""
+forms, resumable checkpoints, and spectra files that survive kills."""
 
 import dataclasses
+import doctest
 import json
 import math
 
@@ -11,7 +12,7 @@ import torch
 
 from rmtlr import data, models
 from rmtlr import experiments as ex
-from rmtlr.rmt.batch import effective_batch_size, hessian_variance
+from rmtlr.results import read_records
 from rmtlr.train import TrainConfig, eq23_lr
 
 DS = data.gaussian_mixture(n=48, dim=4, num_classes=3, seed=0)
@@ -64,56 +65,72 @@ def test_spectrum_matches_dense_hessians_and_per_sample_variance():
         assert lam == pytest.approx(np.linalg.eigvalsh(_dense_hessian(model, x[idx], y[idx]))[-1],
                                     rel=1e-8)
     # Units of one sample make Algorithm 1 exact up to the random directions z, so the
-    # estimate is within 5 of its own standard errors of the dense ddof=1 variance.
+    # estimate is within 5 of its own standard errors of σ_ε², the mean over entries of
+    # the dense per-sample Hessians' variance (ddof=1).
     per = np.stack([_dense_hessian(model, x[i:i + 1], y[i:i + 1]) for i in range(N)])
-    exact = hessian_variance(per, ddof=1)
+    exact = per.var(axis=0, ddof=1).mean()
     est = h["sigma_eps"] ** 2
-    se = h["sigma2_stderr"] * effective_batch_size(1, N) / P
+    b = 1 / (1 / B - 1 / N)  # the effective batch size of Eq. 7
+    se = h["sigma2_stderr"] * b / P
     assert abs(est - exact) < 5 * se
     assert se < 0.2 * exact  # the test has power: the error bar is not vacuous
-    assert h["predicted"] == pytest.approx(ex.theorem4_prediction(h["lam1_full"], P, B, N, est))
+    lam, noise = h["lam1_full"], P / b * est  # Theorem 4 by hand
+    expected = lam + noise / lam if lam > math.sqrt(noise) else 2 * math.sqrt(noise)
+    assert h["predicted"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_theorem4_prediction_closed_form():
     # 1/𝔟 = 1/10 − 1/1000, (P/𝔟)σ_ε² = 100·0.099·0.01 = 0.099 < λ² = 4: the outlier moves
     # to λ + 0.099/λ.
-    assert ex.theorem4_prediction(2.0, 100, 10, 1000, 0.01) == pytest.approx(2.0 + 0.099 / 2)
+    kw = {"P": 100, "B": 10, "N": 1000, "sigma_eps": 0.1}
+    assert ex.theorem4_prediction(2.0, **kw) == pytest.approx(2.0 + 0.099 / 2)
     # Below threshold (λ = 0.1 < sqrt(0.099)) the top of the spectrum is the edge 2 sqrt(0.099).
-    assert ex.theorem4_prediction(0.1, 100, 10, 1000, 0.01) == pytest.approx(2 * math.sqrt(0.099))
-    assert ex.theorem4_prediction(2.0, 100, 1000, 1000, 0.01) == pytest.approx(2.0)  # B = N
-    with pytest.raises(ValueError, match="sigma_eps2"):
-        ex.theorem4_prediction(2.0, 100, 10, 1000, -1.0)
+    assert ex.theorem4_prediction(0.1, **kw) == pytest.approx(2 * math.sqrt(0.099))
+    assert ex.theorem4_prediction(2.0, **{**kw, "B": 1000}) == pytest.approx(2.0)  # B = N
+    with pytest.raises(ValueError, match="sigma_eps must be finite and >= 0"):
+        ex.theorem4_prediction(2.0, **{**kw, "sigma_eps": -1.0})
+    with pytest.raises(TypeError):
+        ex.theorem4_prediction(2.0, 100, 10, 1000, 0.1)  # P, B, N are keyword-only
 
 
 def test_ggn_prediction_closed_form():
     # γ = P/𝔟 = 100·(1/10 − 1/1000) = 9.9, a = P/N = 0.1; λ = 50 is above the threshold.
     lam, s2, g = 50.0, 1.0, 9.9
-    assert ex.ggn_prediction(lam, 100, 10, 1000, s2) == pytest.approx(lam * (1 + g / (lam - 0.9)))
+    assert ex.ggn_prediction(lam, P=100, B=10, N=1000, noise_var=s2) == pytest.approx(
+        lam * (1 + g / (lam - 0.9)))
     # P > N (a network): the leading order in P/N, Baik–Silverstein with γ = 2000·(1/10 − 1/1000)
     g = 2000 * 0.099
-    assert ex.ggn_prediction(lam, 2000, 10, 1000, s2) == pytest.approx(
+    assert ex.ggn_prediction(lam, P=2000, B=10, N=1000, noise_var=s2) == pytest.approx(
         (1 + np.sqrt(g)) ** 2 if lam < 1 + np.sqrt(g) else lam * (1 + g / (lam - 1)))
-    with pytest.raises(ValueError, match="bulk_level"):
-        ex.ggn_prediction(lam, 100, 10, 1000, 0.0)
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="noise_var must be finite and > 0"):
+            ex.ggn_prediction(lam, P=100, B=10, N=1000, noise_var=bad)
+    with pytest.raises(TypeError):
+        ex.ggn_prediction(lam, 100, 10, 1000, s2)  # keyword-only
 
 
-def test_paper_numbers_are_consistent_with_theorem4():
+def test_paper_hessian_pair_is_the_bulk_edge_of_theorem4():
     # The paper's Hessian pair (11.41 → 80.15 at B = 128, P = 15,291,300, N = 45,000):
-    # 80.15 > 2·11.41, so it can only be the bulk edge 2 sqrt(P/𝔟)σ_ε; the σ_ε implied by
-    # that reading, fed back through Theorem 4, gives the batch value again.
-    from rmtlr.scaling import implied_sigma
-
+    # 80.15 > 2·11.41 = 22.82, the largest value an outlier above threshold can reach from
+    # 11.41 (λ + s²/λ ≤ 2λ when s < λ), so it can only be the bulk edge 2s, s = sqrt(P/𝔟)σ_ε.
     h = next(r for r in ex.PAPER_SPECTRA if r["curvature"] == "hessian")
-    P, N = 15_291_300, 45_000
-    s = implied_sigma(h["lam1_full"], h["lam1_batch"], P, h["B"], N, threshold=True)
-    assert ex.theorem4_prediction(h["lam1_full"], P, h["B"], N, s**2) == pytest.approx(h["lam1_batch"])
-    assert ex.PAPER_ACCURACY["sgd"][0] > ex.PAPER_ACCURACY["adam"][0]
+    P, N, B = 15_291_300, 45_000, h["B"]
+    assert h["lam1_batch"] > 2 * h["lam1_full"]
+    s = h["lam1_batch"] / 2
+    sigma_eps = s / math.sqrt(P * (1 / B - 1 / N))
+    assert h["lam1_full"] < s  # that reading puts λ_1 below the threshold, as it must
+    assert ex.theorem4_prediction(h["lam1_full"], P=P, B=B, N=N, sigma_eps=sigma_eps) == (
+        pytest.approx(h["lam1_batch"], rel=1e-12))
+    # Any σ_ε small enough to keep 11.41 an outlier predicts at most 2·11.41.
+    below = 0.999 * h["lam1_full"] / math.sqrt(P * (1 / B - 1 / N))
+    assert ex.theorem4_prediction(h["lam1_full"], P=P, B=B, N=N, sigma_eps=below) < (
+        2 * h["lam1_full"])
 
 
 def test_checkpoints_follow_eq23_and_resume_to_identical_weights(tmp_path):
     a = ex.train_with_checkpoints(CFG, [0, 1, 3], tmp_path / "a", train_set=DS, device="cpu")
     assert sorted(a["checkpoints"]) == [0, 1, 3]
-    assert a["history"]["lr"] == [eq23_lr(e - 1, 3, 0.05, 0.01) for e in (1, 2, 3)]
+    assert a["history"]["lr"] == [eq23_lr(e - 1, 3, alpha0=0.05, r=0.01) for e in (1, 2, 3)]
     # Interrupted after epoch 1, then resumed: the same weights as the straight run.
     ex.train_with_checkpoints(CFG, [1], tmp_path / "b", train_set=DS, device="cpu")
     b = ex.train_with_checkpoints(CFG, [1, 3], tmp_path / "b", train_set=DS, device="cpu")
@@ -163,30 +180,85 @@ def test_spectra_across_training_on_other_data_recomputes(tmp_path):
     third = ex.spectra_across_training(CFG, [1], tmp_path, train_set=DS, spectra_set=held_out,
                                        device="cpu", spectra_kw=kw)
     assert third[0]["data"] == held_out.description
-    assert len(ex.load_records(tmp_path / "spectra.jsonl")) == 3
+    assert len(read_records(tmp_path / "spectra.jsonl")) == 3
     assert len(list((tmp_path / "checkpoints").glob("*/epoch0001.pt"))) == 2
 
 
-def test_store_round_trip_torn_tail_and_filters(tmp_path, monkeypatch):
-    path = tmp_path / "r.jsonl"
-    ex.append_record(path, {"config": {"batch_size": 8}, "x": 1})
-    ex.append_record(path, {"config": {"batch_size": 16}, "x": 2})
-    with open(path, "a") as fh:
-        fh.write('{"config": {"batch_')  # a write torn by a kill
-    assert [r["x"] for r in ex.load_records(path)] == [1, 2]
-    assert [r["x"] for r in ex.load_records(path, config__batch_size=16)] == [2]
-    assert ex.load_records(tmp_path / "missing.jsonl") == []
+@pytest.mark.parametrize("torn_size", [10, 2 * 2**20])
+def test_spectra_resume_after_a_torn_last_record_of_any_size(tmp_path, monkeypatch, torn_size):
+    kw = {"batch_size": 8, "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2}
+    first = ex.spectra_across_training(CFG, [0, 1], tmp_path, train_set=DS, device="cpu",
+                                       spectra_kw=kw)
+    store = tmp_path / "spectra.jsonl"
+    with open(store, "ab") as f:  # a kill while writing the next epoch's record
+        f.write((b'{"config": {"model": "mlp"}, "curvatures": ' + b"1" * torn_size)[:torn_size])
+    assert [r["epoch"] for r in read_records(store)] == [0, 1]
+    calls = []
+    real = ex.spectrum_at
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ex, "spectrum_at", counted)
+    recs = ex.spectra_across_training(CFG, [0, 1, 3], tmp_path, train_set=DS, device="cpu",
+                                      spectra_kw=kw)
+    assert [r["epoch"] for r in recs] == [0, 1, 3] and len(calls) == 1  # only epoch 3 is new
+    assert recs[:2] == first
+    lines = store.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and [json.loads(x)["epoch"] for x in lines[:-1]] == [0, 1, 3]
+
+
+def test_spectra_check_the_results_folder_before_training(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("trained before the folder was checked")
+
+    monkeypatch.setattr(ex, "train_with_checkpoints", boom)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="results must be a folder"):
+        ex.spectra_across_training(CFG, [1], tmp_path / "afile", train_set=DS, device="cpu")
+    with pytest.raises(ValueError, match="cannot create its folder"):
+        ex.spectra_across_training(CFG, [1], tmp_path / "afile" / "sub", train_set=DS,
+                                   device="cpu")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "spectra.jsonl").write_text("null\n")
+    with pytest.raises(ValueError, match="line 1: a JSON NoneType, not a record"):
+        ex.spectra_across_training(CFG, [1], tmp_path / "bad", train_set=DS, device="cpu")
+    with pytest.raises(ValueError, match="epochs"):
+        ex.spectra_across_training(CFG, [4], tmp_path, train_set=DS, device="cpu")
+    with pytest.raises(ValueError, match="device 'meta' is not usable"):
+        ex.spectra_across_training(CFG, [1], tmp_path, train_set=DS, device="meta")
+
+
+def test_results_dir_prefers_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RMTLR_RESULTS", str(tmp_path / "env"))
     assert ex.results_dir(tmp_path / "default") == tmp_path / "env"
     monkeypatch.delenv("RMTLR_RESULTS")
     assert ex.results_dir(tmp_path / "default").is_dir()
 
 
+def test_checkpoints_of_a_plain_tensor_dataset(tmp_path):
+    plain = torch.utils.data.TensorDataset(*DS.tensors)  # no num_classes, no description
+    run = ex.train_with_checkpoints(dataclasses.replace(CFG, epochs=1), [1], tmp_path,
+                                    train_set=plain, device="cpu")
+    assert run["history"]["outcome"] == "ok" and 1 in run["checkpoints"]
+
+
 def test_bad_input():
     model = _net()
     with pytest.raises(ValueError, match="batch_size"):
         ex.spectrum_at(model, DS, batch_size=len(DS))
+    with pytest.raises(ValueError, match="batch_size"):
+        ex.spectrum_at(model, DS, batch_size=2.5)
     with pytest.raises(ValueError, match="curvatures"):
         ex.spectrum_at(model, DS, curvatures=("fisher",))
     with pytest.raises(ValueError, match="full_samples"):
         ex.spectrum_at(model, DS, full_samples=10**6)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        ex.spectrum_at(model, DS, batch_size=8, seed=-1)
+    with pytest.raises(ValueError, match="lanczos_steps must be an integer"):
+        ex.spectrum_at(model, DS, batch_size=8, lanczos_steps="5")
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(ex, raise_on_error=False).failed == 0

@@ -1,5 +1,7 @@
-"""Batch-size sweeps: one JSONL line per run, skipping, torn lines, and resuming after a kill."""
+"""Batch-size sweeps: one JSONL line per run, skipping, torn lines, resuming after a kill,
+two sweeps into one file, and checks that fail before any training."""
 
+import doctest
 import json
 import os
 import signal
@@ -8,10 +10,15 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
+import torch
 
+import rmtlr.sweeps
 from rmtlr import data
-from rmtlr.train import TrainConfig, read_results, run_key, sweep
+from rmtlr.results import read_records as read_results
+from rmtlr.sweeps import sweep
+from rmtlr.train import TrainConfig
 
 DS = data.gaussian_mixture(n=512, seed=0)
 BASE = TrainConfig(steps=5, model_kw={"hidden": 8})
@@ -51,11 +58,81 @@ def test_torn_last_line_is_ignored_and_overwritten(tmp_path):
     assert all(json.loads(line) for line in out.read_text().splitlines())
 
 
-def test_corrupt_complete_line_is_an_error(tmp_path):
+def _no_training(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("trained before the input was checked")
+
+    monkeypatch.setattr(rmtlr.sweeps, "train", boom)
+
+
+@pytest.mark.parametrize("content,match", [('{"ok": 1}\nnot json\n', "line 2: not valid JSON"),
+                                           ("[1, 2]\n", "line 1: a JSON list, not a record"),
+                                           ("null\n", "line 1: a JSON NoneType, not a record")])
+def test_corrupt_results_file_fails_before_training(tmp_path, monkeypatch, content, match):
     out = tmp_path / "runs.jsonl"
-    out.write_text('{"ok": 1}\nnot json\n')
-    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
-        read_results(out)
+    out.write_text(content)
+    _no_training(monkeypatch)
+    with pytest.raises(ValueError, match=match):
+        sweep([16], "const:0.01", out, BASE, train_set=DS, device="cpu")
+
+
+def test_records_of_other_kinds_in_the_file_are_left_alone(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    out.write_text('{}\n{"note": "spectra live here too"}\n')
+    recs = sweep([16], "const:0.01", out, BASE, train_set=DS, device="cpu")
+    assert len(recs) == 1 and len(read_results(out)) == 3
+
+
+def test_unwritable_results_path_fails_before_training(tmp_path, monkeypatch):
+    _no_training(monkeypatch)
+    (tmp_path / "afile").write_text("x")
+    for bad, match in ((tmp_path, "is a directory"),
+                       (tmp_path / "afile" / "runs.jsonl", "cannot create its folder"),
+                       ("/proc/rmtlr-sweep.jsonl", "is not writable")):
+        with pytest.raises(ValueError, match=match):
+            sweep([16], "const:0.01", bad, BASE, train_set=DS, device="cpu")
+
+
+def test_a_rule_giving_a_bad_rate_anywhere_on_the_grid_fails_before_training(tmp_path,
+                                                                             monkeypatch):
+    _no_training(monkeypatch)
+    with pytest.raises(ValueError, match="lr_rule gives lr = inf at B = 64"):
+        sweep([16, 64], lambda B: 0.1 if B < 64 else float("inf"), tmp_path / "r.jsonl", BASE,
+              train_set=DS, device="cpu")
+    assert not (tmp_path / "r.jsonl").exists() or read_results(tmp_path / "r.jsonl") == []
+
+
+@pytest.mark.parametrize("seeds,err", [([-1], ValueError), ([0.5], ValueError), ([], ValueError),
+                                       (3, TypeError), ("01", TypeError),
+                                       ([np.random.default_rng(0)], ValueError),
+                                       ([torch.Generator()], ValueError)])
+def test_bad_seeds(tmp_path, monkeypatch, seeds, err):
+    _no_training(monkeypatch)
+    with pytest.raises(err, match="seed"):
+        sweep([16], "const:0.01", tmp_path / "r.jsonl", BASE, seeds=seeds, train_set=DS,
+              device="cpu")
+
+
+def test_nan_in_the_data_is_stored_as_null_not_a_crash(tmp_path):
+    x, y = DS.tensors
+    x = x.clone()
+    x[0, 0] = float("nan")  # the first probe sample: the initial loss is NaN
+    bad = data.LabelledTensors(x, y, "Gaussian mixture, one bad pixel", 10)
+    out = tmp_path / "r.jsonl"
+    rec = sweep([16], "const:0.01", out, BASE, train_set=bad, device="cpu")[0]
+    assert rec["initial_loss"] is None and "initial_loss" in rec["nonfinite"]
+    assert read_results(out) == [rec] and "NaN" not in out.read_text()
+
+
+def test_profile_chooses_the_device(tmp_path, monkeypatch):
+    # Simulate a host whose default device cannot train: the quick profile must not use it.
+    monkeypatch.setattr(rmtlr.profiles, "default_device", lambda: torch.device("meta"))
+    monkeypatch.setenv("RMTLR_PROFILE", "full")
+    rec = sweep([16], "const:0.01", tmp_path / "r.jsonl", BASE, train_set=DS,
+                profile="quick")[0]
+    assert rec["device"] == "cpu" and rec["profile"] == "quick"
+    with pytest.raises(ValueError, match="the full profile's device 'meta' is not usable"):
+        sweep([16], "const:0.01", tmp_path / "r.jsonl", BASE, train_set=DS, profile="full")
 
 
 def test_bad_sweep_input(tmp_path):
@@ -94,9 +171,9 @@ def test_seeds_may_be_a_generator_and_batch_sizes_must_be_integral(tmp_path):
     assert [(r["config"]["batch_size"], r["config"]["seed"]) for r in recs] == [
         (16, 0), (16, 1), (32, 0), (32, 1)]
     assert sweep([16.0], "const:0.01", out, BASE, train_set=DS)[0] == recs[0]
-    for bad in (32.7, float("nan"), "32", True):
+    for bad in ([16, 32.7], [16, float("nan")], [16, "32"], [16, True], 16):
         with pytest.raises(ValueError, match="batch_sizes must be a non-empty list of integers"):
-            sweep([16, bad], "const:0.01", out, BASE, train_set=DS)
+            sweep(bad, "const:0.01", out, BASE, train_set=DS)
 
 
 def test_rerun_on_other_data_does_not_reuse_results(tmp_path):
@@ -115,7 +192,8 @@ def test_rerun_on_other_data_does_not_reuse_results(tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys
     from rmtlr import data
-    from rmtlr.train import TrainConfig, sweep
+    from rmtlr.sweeps import sweep
+    from rmtlr.train import TrainConfig
     ds = data.gaussian_mixture(n=512, seed=0)
     base = TrainConfig(steps=150, model_kw={"hidden": 32})
     sweep([8, 16, 32, 64, 128, 256], "linear:0.01:8", sys.argv[1], base, seeds=(0, 1),
@@ -141,7 +219,60 @@ def test_sweep_killed_by_a_signal_resumes_with_every_run_once(tmp_path):
     done = subprocess.run([sys.executable, str(script), str(out)], env=env, timeout=300, check=False)
     assert done.returncode == 0
     recs = read_results(out)
-    keys = [run_key(r["config"]) for r in recs]
+    keys = [r["key"] for r in recs]
     assert len(recs) == 12 and len(set(keys)) == 12
     assert sorted((r["config"]["batch_size"], r["config"]["seed"]) for r in recs) == sorted(
         (b, s) for b in (8, 16, 32, 64, 128, 256) for s in (0, 1))
+
+
+CONCURRENT = textwrap.dedent("""
+    import json, os, sys, time
+    import rmtlr.sweeps
+    from rmtlr import data
+    from rmtlr.sweeps import sweep
+    from rmtlr.train import TrainConfig
+
+    results, log, me, other = sys.argv[1:5]
+    trained = []
+    real_train = rmtlr.sweeps.train
+
+    def logged(cfg, **kw):  # which runs this process trained
+        trained.append([cfg.batch_size, cfg.seed])
+        return real_train(cfg, **kw)
+
+    rmtlr.sweeps.train = logged
+    ds = data.gaussian_mixture(n=512, seed=0)
+    base = TrainConfig(steps=100, model_kw={"hidden": 32})
+    open(me, "w").close()
+    while not os.path.exists(other):  # both processes start the sweep together
+        time.sleep(0.005)
+    recs = sweep([8, 16, 32, 64], "linear:0.01:8", results, base, seeds=(0, 1), train_set=ds,
+                 device="cpu")
+    with open(log, "w") as f:
+        json.dump({"trained": trained, "returned": [r["key"] for r in recs]}, f)
+""")
+
+
+def test_two_concurrent_sweeps_into_one_file_train_each_run_once(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    script = tmp_path / "two_sweeps.py"
+    script.write_text(CONCURRENT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    ready = [str(tmp_path / f"ready{i}") for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(script), str(out), str(tmp_path / f"log{i}"),
+                               ready[i], ready[1 - i]], env=env) for i in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    logs = [json.loads((tmp_path / f"log{i}").read_text()) for i in range(2)]
+    trained = [tuple(r) for log in logs for r in log["trained"]]
+    assert sorted(trained) == sorted((b, s) for b in (8, 16, 32, 64) for s in (0, 1))
+    assert all(log["trained"] for log in logs), "both sweeps must have shared the work"
+    recs = read_results(out)
+    assert len(recs) == 8 and len({r["key"] for r in recs}) == 8
+    assert logs[0]["returned"] == logs[1]["returned"] == [r["key"] for r in sorted(
+        recs, key=lambda r: (r["config"]["batch_size"], r["config"]["seed"]))]
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(rmtlr.sweeps, raise_on_error=False).failed == 0

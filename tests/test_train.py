@@ -1,32 +1,42 @@
 """Training loop: schedule (Eq. 23), convergence, divergence as an outcome, Adam's damping,
-the largest-stable-rate search, and bad input."""
+augmentation, the largest-stable-rate search, and bad input."""
 
+import dataclasses
+import doctest
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import rmtlr.sweeps
+import rmtlr.train
+import rmtlr.validation
 from rmtlr import data
-from rmtlr.train import TrainConfig, eq23_lr, max_stable_lr, train
+from rmtlr.results import read_records, run_key
+from rmtlr.sweeps import is_stable, max_stable_lr
+from rmtlr.train import TrainConfig, eq23_lr, random_crop_flip, train
 
 DS = data.gaussian_mixture(n=512, seed=0)
 
 
 def test_eq23_schedule_breakpoints():
     a, r, T = 0.1, 0.01, 300
-    assert eq23_lr(0, T, a, r) == a
-    assert eq23_lr(150, T, a, r) == a  # constant up to t/T = 0.5
+    assert eq23_lr(0, T, alpha0=a, r=r) == a
+    assert eq23_lr(150, T, alpha0=a, r=r) == a  # constant up to t/T = 0.5
     # Halfway through the linear decay (t/T = 0.7) the rate is α0(1 − (1 − r)/2).
-    assert math.isclose(eq23_lr(210, T, a, r), a * (1 - (1 - r) / 2))
-    assert math.isclose(eq23_lr(270, T, a, r), r * a)  # reaches r·α0 at t/T = 0.9
-    assert eq23_lr(300, T, a, r) == r * a
+    assert math.isclose(eq23_lr(210, T, alpha0=a, r=r), a * (1 - (1 - r) / 2))
+    assert math.isclose(eq23_lr(270, T, alpha0=a, r=r), r * a)  # reaches r·α0 at t/T = 0.9
+    assert eq23_lr(300, T, alpha0=a, r=r) == r * a
     # Continuous at both breakpoints (to within one step's slope).
-    assert abs(eq23_lr(150.001, T, a, r) - a) < 1e-5
-    assert abs(eq23_lr(269.999, T, a, r) - r * a) < 1e-5
+    assert abs(eq23_lr(150.001, T, alpha0=a, r=r) - a) < 1e-5
+    assert abs(eq23_lr(269.999, T, alpha0=a, r=r) - r * a) < 1e-5
     for bad in ({"t": -1, "T": T, "alpha0": a}, {"t": 1, "T": 0, "alpha0": a}, {"t": 1, "T": T, "alpha0": 0}):
         with pytest.raises(ValueError):
             eq23_lr(**bad)
+    with pytest.raises(TypeError):
+        eq23_lr(0, T, a, r)  # α_0 and r are keyword-only: two small numbers are easy to swap
 
 
 def test_sgd_trains_and_record_is_complete_json():
@@ -46,7 +56,7 @@ def test_same_seed_same_run_and_eq23_schedule_applied():
     a, b = train(cfg, train_set=DS, device="cpu"), train(cfg, train_set=DS, device="cpu")
     assert a["step_loss"] == b["step_loss"]
     # Rates logged at the last step of each epoch follow Eq. 23 with T = 4·8 = 32 steps.
-    assert a["curves"]["lr"] == pytest.approx([eq23_lr(t, 32, 0.1) for t in (7, 15, 23, 31)])
+    assert a["curves"]["lr"] == pytest.approx([eq23_lr(t, 32, alpha0=0.1) for t in (7, 15, 23, 31)])
 
 
 def test_divergence_is_recorded_not_raised():
@@ -131,3 +141,175 @@ def test_batch_larger_than_data_and_unknown_names():
 def test_device_argument_is_respected():
     rec = train(TrainConfig(steps=2, batch_size=16), train_set=DS, device=torch.device("cpu"))
     assert rec["device"] == "cpu"
+
+
+def test_whole_floats_and_numpy_integers_are_stored_as_ints_and_train():
+    # batch_size=16.0 used to pass the check and then crash inside train (range() of a float).
+    cfg = TrainConfig(batch_size=16.0, epochs=np.int64(1), steps=2.0, probe=np.float64(64),
+                      seed=np.int32(3), lr=np.float32(0.05))
+    assert (cfg.batch_size, cfg.epochs, cfg.steps, cfg.probe, cfg.seed) == (16, 1, 2, 64, 3)
+    assert all(type(v) is int for v in (cfg.batch_size, cfg.epochs, cfg.steps, cfg.probe,
+                                         cfg.seed)) and type(cfg.lr) is float
+    assert cfg == TrainConfig(batch_size=16, steps=2, probe=64, seed=3, lr=float(np.float32(0.05)))
+    assert run_key(cfg.to_dict()) == run_key(dataclasses.replace(cfg, batch_size=16).to_dict())
+    assert train(cfg, train_set=DS, device="cpu")["steps"] == 2
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"batch_size": "16"}, "batch_size must be an integer"),
+    ({"batch_size": True}, "batch_size must be an integer"),
+    ({"epochs": "2"}, "epochs must be an integer"),
+    ({"probe": 10.5}, "probe must be an integer"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*63 - 1\]"),
+    ({"seed": 0.5}, "seed must be an integer"),
+    ({"seed": []}, "seed must be an integer"),
+    ({"seed": None}, "seed must be an integer"),
+    ({"seed": 2**63}, "seed must be an integer"),
+    ({"seed": np.random.default_rng(0)}, "seed must be an integer"),
+    ({"seed": torch.Generator()}, "seed must be an integer"),
+    ({"betas": (1.5, 0.999)}, r"betas must be two numbers in \[0, 1\)"),
+    ({"betas": (0.9,)}, "betas must be two numbers"),
+    ({"betas": (0.9, "x")}, "betas must be two numbers"),
+    ({"betas": 0.9}, "betas must be two numbers"),
+    ({"model": ""}, "model must be a non-empty string"),
+    ({"model_kw": {"hidden": float("nan")}}, "model_kw must hold only JSON values"),
+])
+def test_bad_numbers_seeds_and_betas_are_rejected_when_the_config_is_made(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kw)
+
+
+@pytest.mark.parametrize("kw,match", [({"augment": 1}, "augment must be True or False"),
+                                      ({"model_kw": [1]}, "model_kw must be a dict")])
+def test_wrong_types_are_a_type_error(kw, match):
+    with pytest.raises(TypeError, match=match):
+        TrainConfig(**kw)
+
+
+def test_config_is_keyword_only_and_betas_a_tuple():
+    with pytest.raises(TypeError):
+        TrainConfig("mlp", "gaussian_mixture")  # fields in the wrong order would pass silently
+    assert TrainConfig(betas=[0.5, 0.9]).betas == (0.5, 0.9)
+    assert TrainConfig(betas=[0.5, 0.9]).to_dict()["betas"] == [0.5, 0.9]
+
+
+@pytest.mark.parametrize("device", ["bogus", "meta", "cuda:99", "cpu:x"])
+def test_devices_that_do_not_exist_are_a_value_error_naming_the_argument(device):
+    with pytest.raises(ValueError, match=rf"device '{device}' is not usable here"):
+        train(TrainConfig(steps=1, batch_size=16), train_set=DS, device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a host without CUDA")
+def test_cuda_without_cuda_is_a_value_error():
+    with pytest.raises(ValueError, match="device 'cuda' is not usable here"):
+        train(TrainConfig(steps=1, batch_size=16), train_set=DS, device="cuda")
+    with pytest.raises(TypeError, match="device must be a string"):
+        train(TrainConfig(steps=1, batch_size=16), train_set=DS, device=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a host without CUDA")
+def test_full_profile_on_a_cpu_warns(monkeypatch):
+    monkeypatch.setenv("RMTLR_PROFILE", "full")
+    with pytest.warns(UserWarning, match="profile 'full' .* on a CPU would run for days"):
+        rmtlr.validation.resolve_device(None)
+    with pytest.warns(UserWarning, match="profile 'full'"):
+        rmtlr.validation.resolve_device("cpu", profile="full")
+
+
+def test_plain_tensor_dataset_without_num_classes_infers_them():
+    x, y = DS.tensors
+    plain = torch.utils.data.TensorDataset(x, y)
+    assert not hasattr(plain, "num_classes")
+    rec = train(TrainConfig(steps=3, batch_size=16), train_set=plain, device="cpu")
+    assert rec["data"] == "TensorDataset" and rec["steps"] == 3
+    assert rmtlr.train.num_classes_of(plain) == int(y.max()) + 1 == 10
+    with pytest.raises(ValueError, match="labels must be a 1-D integer tensor"):
+        rmtlr.train.num_classes_of(torch.utils.data.TensorDataset(x, y.float()))
+    with pytest.raises(ValueError, match="has no num_classes attribute"):
+        rmtlr.train.num_classes_of([(x[0], 1)])
+
+
+def test_integer_inputs_are_a_clear_error():
+    ints = torch.utils.data.TensorDataset((DS.tensors[0] * 10).long(), DS.tensors[1])
+    with pytest.raises(ValueError, match="train_set inputs are torch.int64; models take floating"):
+        train(TrainConfig(steps=1, batch_size=16), train_set=ints, device="cpu")
+
+
+def test_random_crop_flip_is_a_crop_of_the_padded_image_possibly_mirrored():
+    x = torch.randn(64, 2, 6, 5)
+    out = random_crop_flip(x, generator=torch.Generator().manual_seed(0), padding=2)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    def crop(i, dy, dx, flip):
+        c = padded[i, :, dy:dy + 6, dx:dx + 5]
+        return c.flip(-1) if flip else c
+
+    flips, seen = 0, set()
+    for i in range(len(x)):
+        found = [(dy, dx, f) for dy in range(5) for dx in range(5) for f in (0, 1)
+                 if torch.equal(out[i], crop(i, dy, dx, f))]
+        assert found, f"image {i} is not a (mirrored) crop of its padded original"
+        flips += found[0][2]
+        seen.add(found[0][:2])
+    assert 16 <= flips <= 48  # a fair coin over 64 images (p ≈ 1e-4 to fall outside)
+    assert len(seen) >= 12  # offsets cover the 5×5 grid, not one fixed crop
+    assert torch.equal(random_crop_flip(x, generator=torch.Generator().manual_seed(0),
+                                        padding=2), out)  # seeded: reproducible
+    mirrored = random_crop_flip(x, generator=torch.Generator().manual_seed(1), padding=0)
+    assert all(torch.equal(m, xi) or torch.equal(m, xi.flip(-1)) for m, xi in zip(mirrored, x))
+    with pytest.raises(ValueError, match="batch of images"):
+        random_crop_flip(x[0], generator=torch.Generator())
+
+
+def test_augmentation_is_seeded_changes_the_batches_and_is_part_of_the_run_key():
+    imgs = data.synthetic_images(n=64, num_classes=4, seed=0)
+    cfg = TrainConfig(model="small_cnn", model_kw={"width": 4}, batch_size=16, steps=4, lr=0.05,
+                      augment=True)
+    a, b = (train(cfg, train_set=imgs, device="cpu") for _ in range(2))
+    plain = train(dataclasses.replace(cfg, augment=False), train_set=imgs, device="cpu")
+    other = train(dataclasses.replace(cfg, seed=1), train_set=imgs, device="cpu")
+    assert a["step_loss"] == b["step_loss"]  # same seed, same augmented batches
+    assert a["step_loss"][0] != plain["step_loss"][0]  # same weights and batch, other pixels
+    assert a["initial_loss"] == plain["initial_loss"]  # the probe is never augmented
+    assert other["step_loss"] != a["step_loss"]
+    assert run_key(cfg.to_dict()) != run_key(dataclasses.replace(cfg, augment=False).to_dict())
+    with pytest.raises(ValueError, match=r"augment=True needs image inputs \(C, H, W\)"):
+        train(TrainConfig(augment=True, steps=1, batch_size=16), train_set=DS, device="cpu")
+
+
+@pytest.mark.parametrize("kw,match", [({"grid_points": 2.5}, "grid_points must be an integer"),
+                                      ({"grid_points": 1}, "grid_points must be an integer >= 2"),
+                                      ({"bisect_steps": -1}, "bisect_steps must be an integer"),
+                                      ({"bisect_steps": "3"}, "bisect_steps must be an integer"),
+                                      ({"lr_min": 1.0, "lr_max": 0.5}, "lr_min"),
+                                      ({"lr_max": math.inf}, "lr_max must be a finite"),
+                                      ({"lr_min": 0.0}, "lr_min")])
+def test_max_stable_lr_bad_input(kw, match):
+    with pytest.raises(ValueError, match=match):
+        max_stable_lr(TrainConfig(steps=1, batch_size=16), train_set=DS, device="cpu", **kw)
+
+
+def test_max_stable_lr_with_a_results_file_resumes_without_training(tmp_path, monkeypatch):
+    cfg = TrainConfig(batch_size=64, steps=5, model_kw={"hidden": 8})
+    kw = {"train_set": DS, "lr_min": 1e-2, "lr_max": 1e2, "grid_points": 5, "bisect_steps": 1,
+          "device": "cpu", "results": tmp_path / "trials.jsonl"}
+    first = max_stable_lr(cfg, **kw)
+
+    def boom(*a, **k):
+        raise AssertionError("trained a trial that is stored")
+
+    monkeypatch.setattr(rmtlr.sweeps, "train", boom)
+    again = max_stable_lr(cfg, **kw)
+    assert again == first and not first.censored
+    assert first.resolution == pytest.approx(10 ** 0.5)  # grid ratio 10, one halving
+    assert len(read_records(tmp_path / "trials.jsonl")) == len(first.trials)
+
+
+def test_is_stable_handles_missing_losses():
+    assert is_stable({"outcome": "ok", "initial_loss": 2.0, "final_loss": 1.0})
+    assert not is_stable({"outcome": "ok", "initial_loss": None, "final_loss": 1.0})
+    assert not is_stable({"outcome": "diverged", "initial_loss": 2.0, "final_loss": None})
+
+
+def test_docstring_examples_run():
+    for module in (rmtlr.train, rmtlr.validation):
+        assert doctest.testmod(module, raise_on_error=False).failed == 0

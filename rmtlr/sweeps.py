@@ -1,0 +1,308 @@
+"""Batch-size sweeps and the largest stable learning rate, resumable through a results file.
+
+- :func:`sweep`: one training run per (batch size B, seed) with α = lr_rule(B). Each run
+  is a record of a results file (:mod:`rmtlr.results`) keyed by its configuration and
+  data; a run already there is read back, a run another process is training is waited
+  for, a killed run is trained again. So a sweep resumes after a kill, and two sweeps
+  (two notebooks, or the tasks of a cluster job array) into one file train each run once.
+- :func:`max_stable_lr`: a geometric grid, then log-space bisection, for the largest rate
+  that trains stably: the empirical counterpart of α_max = 2/λ'_1 (Eq. 24 of Granziol,
+  Zohren & Roberts 2022). With ``results=`` its trials are stored and reused the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from rmtlr import data as rdata
+from rmtlr.lr_rules import lr_rule_from_spec
+from rmtlr.profiles import get_profile
+from rmtlr.progress import progress_bar
+from rmtlr.results import ResultsFile, data_id, run_key
+from rmtlr.train import TrainConfig, train
+from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
+
+__all__ = ["MaxLRResult", "Trial", "is_stable", "max_stable_lr", "sweep"]
+
+
+def _seed_list(seeds: Any) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be a non-empty sequence of integers >= 0 (e.g. range(3)), "
+                         f"got {seeds!r}")
+    out = [as_seed(s, "each seed") for s in seeds]  # a generator is read once, here
+    if not out:
+        raise ValueError("seeds must be a non-empty sequence of integers >= 0, got none")
+    return out
+
+
+def _run_record(cfg: TrainConfig, data: dict, profile: str, **train_kw: Any) -> dict:
+    """Train a run and return it as stored: the record with its profile and data id."""
+    return {**train(cfg, progress=False, **train_kw), "profile": profile, "data_id": data}
+
+
+def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
+          results: str | Path, base: TrainConfig, *, seeds: Iterable[int] = (0,),
+          train_set: Any = None, val_set: Any = None, device: str | torch.device | None = None,
+          profile: str | None = None, progress: bool | None = None) -> list[dict]:
+    """Train ``base`` at every batch size B with α = lr_rule(B), once per seed; resumable.
+
+    Every argument, the learning rates of the whole grid and the results path are checked
+    before the first run trains. Each run's record (the :func:`rmtlr.train.train` record
+    with ``profile``, ``data_id`` and ``key``) is appended to ``results`` when it ends.
+    Runs already in the file for the same configuration and data are read back; runs
+    another process is training are left to it and waited for at the end; a run killed
+    mid-way is trained again.
+
+    Parameters
+    ----------
+    batch_sizes : iterable of int
+        The grid of B (each >= 1 and <= N).
+    lr_rule : callable or str
+        α(B), or a spec for :func:`rmtlr.lr_rules.lr_rule_from_spec` such as
+        ``"linear:0.01:128"``.
+    results : str or pathlib.Path
+        The JSON Lines results file (created if missing; shared safely).
+    base : TrainConfig
+        The run; its ``batch_size``, ``lr`` and ``seed`` are replaced per run.
+    seeds : iterable of int
+        One run per seed (integers >= 0; a generator is read once).
+    train_set, val_set : torch.utils.data.Dataset, optional
+        Default: ``rmtlr.data.load(base.dataset, **base.data_kw)``; no validation.
+    device : str or torch.device, optional
+        Default: the profile's device.
+    profile : str, optional
+        ``"quick"`` or ``"full"`` (default: the active profile): chooses the default
+        device and is stored with every record.
+    progress : bool, optional
+        A progress bar over the runs.
+
+    Returns
+    -------
+    list of dict
+        The records of this grid (old and new), in grid order: B-major, then seed.
+
+    Raises
+    ------
+    ValueError
+        For bad input (a batch size above N, a rate that is not finite and > 0, a bad
+        seed, an unwritable or corrupt results file, an unusable device), before any
+        training.
+    TypeError
+        If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` not a
+        sequence.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from rmtlr import data
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "sweep.jsonl"
+    >>> recs = sweep([16, 64], "linear:0.05:16", path, TrainConfig(steps=5),
+    ...              train_set=data.gaussian_mixture(n=256), device="cpu")
+    >>> [(r["config"]["batch_size"], r["config"]["lr"]) for r in recs]
+    [(16, 0.05), (64, 0.2)]
+    """
+    rule = lr_rule_from_spec(lr_rule) if isinstance(lr_rule, str) else lr_rule
+    if not callable(rule):
+        raise TypeError(f"lr_rule must be a callable α(B) or a spec string, got {lr_rule!r}")
+    if not isinstance(base, TrainConfig):
+        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
+    try:
+        sizes = [as_count(b, "batch size") for b in batch_sizes]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"batch_sizes must be a non-empty list of integers >= 1, got "
+                         f"{batch_sizes!r} ({err})") from err
+    if not sizes:
+        raise ValueError("batch_sizes must be a non-empty list of integers >= 1, got none")
+    seed_list = _seed_list(seeds)
+    prof_name = get_profile(profile).name
+    dev = resolve_device(device, profile=profile)
+    configs = []
+    for B in sizes:
+        lr = rule(B)
+        try:
+            configs += [dataclasses.replace(base, batch_size=B, lr=lr, seed=s) for s in seed_list]
+        except ValueError as err:
+            raise ValueError(f"lr_rule gives lr = {lr!r} at B = {B}: {err}") from err
+    store = ResultsFile(results)
+    store.check_writable()
+    store.records()  # a corrupt file fails now, not after the first run
+    if train_set is None:
+        train_set = rdata.load(base.dataset, "train", seed=0, **base.data_kw)
+    if max(sizes) > len(train_set):
+        raise ValueError(f"batch sizes must be <= N = {len(train_set)}, got {max(sizes)}")
+    data = data_id(train_set, val_set)
+    keys = [run_key(cfg.to_dict(), data) for cfg in configs]
+    out: dict[str, dict] = {}
+    bar = progress_bar(total=len(configs), desc="sweep", progress=progress, leave=True)
+    # First pass: runs no one else is training; then wait for those another process has.
+    for wait in (False, True):
+        for cfg, key in zip(configs, keys):
+            if key in out:
+                continue
+            rec = store.run_once(key, lambda cfg=cfg: _run_record(
+                cfg, data, prof_name, train_set=train_set, val_set=val_set, device=dev),
+                wait=wait)
+            if rec is not None:
+                out[key] = rec
+                bar.update(1)
+    bar.close()
+    return [out[key] for key in keys]
+
+
+class Trial(NamedTuple):
+    """One rate tried by :func:`max_stable_lr`."""
+
+    lr: float
+    stable: bool
+    final_loss: float | None
+
+
+@dataclass(frozen=True)
+class MaxLRResult:
+    """Result of :func:`max_stable_lr`.
+
+    Attributes
+    ----------
+    lr : float
+        The largest stable rate found.
+    bracket : tuple of float
+        (``lr``, the smallest unstable rate tried): the threshold lies in between; the
+        upper end is ``inf`` when ``censored``.
+    censored : bool
+        True when every rate tried was stable (the threshold is above ``lr_max``).
+    trials : tuple of Trial
+        Every rate tried, in order, with its outcome.
+    """
+
+    lr: float
+    bracket: tuple[float, float]
+    censored: bool
+    trials: tuple[Trial, ...]
+
+    @property
+    def resolution(self) -> float:
+        """The bracket's ratio, upper / lower (``inf`` when censored)."""
+        return self.bracket[1] / self.bracket[0]
+
+
+def is_stable(record: dict) -> bool:
+    """Say whether a run trained stably: no divergence, and its probe loss went down.
+
+    Parameters
+    ----------
+    record : dict
+        A :func:`rmtlr.train.train` record.
+
+    Returns
+    -------
+    bool
+        True if ``outcome`` is ``"ok"`` and the final probe loss is below the initial one.
+    """
+    initial, final = record.get("initial_loss"), record.get("final_loss")
+    return (record.get("outcome") == "ok" and initial is not None and final is not None
+            and final < initial)
+
+
+def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.0,
+                  grid_points: int = 11, bisect_steps: int = 3, train_set: Any = None,
+                  device: str | torch.device | None = None,
+                  stable: Callable[[dict], bool] = is_stable,
+                  results: str | Path | None = None) -> MaxLRResult:
+    """Find the largest learning rate at which ``cfg`` trains stably (empirical α_max, Eq. 24).
+
+    Rates on a geometric grid from ``lr_max`` down to ``lr_min`` are tried in decreasing
+    order until one is stable; the bracket (that rate, the next larger one) is then halved
+    ``bisect_steps`` times in log space. Searching from above finds the *largest* stable
+    rate even when tiny rates fail the criterion by noise (they barely move the loss), and
+    is cheap because divergent runs stop at once. Every trial starts from the same initial
+    weights and batch order (``cfg.seed``). Resolution: the grid ratio
+    (lr_max/lr_min)^(1/(grid_points − 1)) to the power 1/2^bisect_steps.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run; its ``lr`` is replaced per trial.
+    lr_min, lr_max : float
+        The search range, 0 < lr_min < lr_max < inf.
+    grid_points : int
+        Grid size, >= 2.
+    bisect_steps : int
+        Halvings of the bracket, >= 0.
+    train_set : torch.utils.data.Dataset, optional
+        Default ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``.
+    device : str or torch.device, optional
+        Default: the profile's.
+    stable : callable
+        record -> bool; default :func:`is_stable`.
+    results : str or pathlib.Path, optional
+        A results file: trials are stored there as runs (records like :func:`sweep`'s)
+        and read back when the search is repeated, so a killed search resumes.
+
+    Returns
+    -------
+    MaxLRResult
+        The rate, its bracket, whether it is censored, and the trials.
+
+    Raises
+    ------
+    ValueError
+        For bad input, or when no rate down to ``lr_min`` is stable.
+    TypeError
+        If ``cfg`` is not a TrainConfig.
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    lr_max = as_finite(lr_max, "lr_max", lo=0, lo_open=True)
+    lr_min = as_finite(lr_min, f"lr_min (in (0, lr_max={lr_max:g}))", lo=0, hi=lr_max,
+                       lo_open=True, hi_open=True)
+    grid_points = as_count(grid_points, "grid_points", lo=2)
+    bisect_steps = as_count(bisect_steps, "bisect_steps", lo=0)
+    dev = resolve_device(device)
+    store = None
+    if results is not None:
+        store = ResultsFile(results)
+        store.check_writable()
+        store.records()
+    if train_set is None:
+        train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
+    data = data_id(train_set) if store is not None else None
+    prof_name = get_profile().name
+    trials: list[Trial] = []
+
+    def trial(lr: float) -> bool:
+        run = dataclasses.replace(cfg, lr=float(lr))
+        if store is None:
+            rec = train(run, train_set=train_set, device=dev, progress=False)
+        else:
+            rec = store.run_once(run_key(run.to_dict(), data), lambda: _run_record(
+                run, data, prof_name, train_set=train_set, device=dev))
+        ok = bool(stable(rec))
+        trials.append(Trial(float(lr), ok, rec["final_loss"]))
+        return ok
+
+    good = bad = None
+    for lr in np.geomspace(lr_max, lr_min, grid_points):
+        if trial(lr):
+            good = lr
+            break
+        bad = lr
+    if good is None:
+        raise ValueError(f"no stable rate at or above lr_min={lr_min:g} ({cfg.optimizer}, "
+                         f"B={cfg.batch_size}); lower lr_min")
+    if bad is None:
+        return MaxLRResult(float(good), (float(good), math.inf), True, tuple(trials))
+    for _ in range(bisect_steps):
+        mid = math.sqrt(good * bad)
+        if trial(mid):
+            good = mid
+        else:
+            bad = mid
+    return MaxLRResult(float(good), (float(good), float(bad)), False, tuple(trials))
