@@ -398,8 +398,8 @@ class MeanSquareStability:
     trace_bound : float
         2 tr(H)/𝔼‖H_B‖_F² (on the range of H): a necessary condition η* ≤ it.
     p : float
-        Weight of the sample-to-sample fluctuation, 𝔼[H_B⊗H_B] = H⊗H + p·Cov: 1/B with
-        replacement, (N − B)/(B(N − 1)) without.
+        Weight of the sample-to-sample fluctuation, 𝔼[H_B⊗H_B] = H⊗H + p·D with
+        D = 𝔼_i[H_i⊗H_i] − H⊗H: 1/B with replacement, (N − B)/(B(N − 1)) without.
     B : int
         Batch size.
     N : int
@@ -436,8 +436,10 @@ class MeanSquareStability:
 
 #: Methods of :func:`mean_square_stability_threshold`.
 MS_METHODS = ("auto", "dense", "lanczos")
-# Largest rank r for the dense method: it holds an r²×r² matrix (r = 48: 42 MB).
-_DENSE_MAX_RANK = 48
+# Largest rank r that method="auto" solves densely: it holds an r²×r² matrix (r = 48:
+# 42 MB, seconds); method="dense" refuses r > 100 (800 MB).
+_DENSE_AUTO_RANK = 48
+_DENSE_MAX_RANK = 100
 
 
 class _SecondMoment:
@@ -480,6 +482,9 @@ class _SecondMoment:
         self.fro_mean = float((self.lam ** 2).sum())
         self.fro_samples = float((self.ht ** 2).sum(axis=(1, 2)).mean())
         self._dense = None
+        # In the positive cone, where the top eigenvector lies; later solves (other p)
+        # start from the previous eigenvector, which moves little with p.
+        self._v0 = np.eye(self.r).reshape(-1)
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
         """(diag of S_C, S_M) in an orthonormal basis of symmetric r×r matrices."""
@@ -520,8 +525,8 @@ class _SecondMoment:
             return (2.0 * inv_sqrt_a * Y).reshape(-1)
 
         op = spla.LinearOperator((r * r, r * r), matvec=mv, dtype=np.float64)
-        v0 = np.eye(r).reshape(-1)  # in the positive cone, where the top eigenvector lies
-        val = spla.eigsh(op, k=1, which="LA", v0=v0, tol=0)[0]
+        val, vec = spla.eigsh(op, k=1, which="LA", v0=self._v0, tol=0)
+        self._v0 = vec[:, 0]
         return float(val[0])
 
 
@@ -601,7 +606,8 @@ def mean_square_stability_threshold(
     method : {"auto", "dense", "lanczos"}
         ``"dense"``: full eigendecomposition of the r(r+1)/2-dimensional matrix (memory
         r⁴ numbers); ``"lanczos"``: ``scipy.sparse.linalg.eigsh`` with matrix-free products
-        (N·r³ operations each; dense for r < 3); ``"auto"``: dense for r ≤ 48.
+        (N·r³ operations each; dense for r < 3); ``"auto"``: dense for r ≤ 48. Dense
+        refuses r > 100.
 
     Returns
     -------
@@ -643,7 +649,11 @@ def mean_square_stability_threshold(
     N = hs.shape[0]
     sizes = _batch_sizes(B, N, replacement)
     sm = _SecondMoment(hs, float(null_tol))
-    use = method if method != "auto" else ("dense" if sm.r <= _DENSE_MAX_RANK else "lanczos")
+    use = method if method != "auto" else ("dense" if sm.r <= _DENSE_AUTO_RANK else "lanczos")
+    if use == "dense" and sm.r > _DENSE_MAX_RANK:
+        raise ValueError(f"method='dense' needs an r²×r² matrix, {8 * sm.r ** 4 / 1e9:.1f} GB "
+                         f"for the rank r = {sm.r} of H (at most {_DENSE_MAX_RANK}); use "
+                         "method='lanczos'")
     if sm.r < 3:  # ARPACK needs a space of dimension > 2; a 3×3 dense problem is trivial
         use = "dense"
     results = []

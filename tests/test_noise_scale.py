@@ -127,7 +127,7 @@ def test_gaussian_linear_regression_population_law():
 
 @pytest.mark.parametrize("replacement", [True, False])
 def test_two_batch_estimator_is_unbiased(replacement):
-    """Mean over 1500 random big batches (B_big = 8, B_small = 2) → the exact values.
+    """Mean over 1000 random big batches (B_big = 8, B_small = 2) → the exact values.
 
     Drawn with replacement the paper's form (N = inf) applies; drawn without replacement
     from N = 12 samples the finite-population form with N = 12 does. At N = 12 the
@@ -138,14 +138,14 @@ def test_two_batch_estimator_is_unbiased(replacement):
     exact = gradient_noise_scale(model, CE, (x, y))
     gen = torch.Generator().manual_seed(5)
     batches = []
-    for _ in range(1500):
+    for _ in range(1000):
         idx = (torch.randint(0, 12, (8,), generator=gen) if replacement
                else torch.randperm(12, generator=gen)[:8])
         batches.append((x[idx], y[idx]))
     N = math.inf if replacement else 12
     est = gradient_noise_scale(model, CE, batches, method="two-batch", small_batch_size=2, N=N)
     assert (est.method, est.num_batches, est.small_batch_size, est.big_batch_size) == \
-        ("two-batch", 1500, 2, 8.0)
+        ("two-batch", 1000, 2, 8.0)
     assert abs(est.grad_norm2 - exact.grad_norm2) < 5 * est.grad_norm2_stderr
     assert abs(est.trace_sigma - exact.trace_sigma) < 5 * est.trace_sigma_stderr
     assert abs(est.b_simple - exact.b_simple) < 5 * est.b_simple_stderr

@@ -335,11 +335,17 @@ def test_threshold_monotone_in_batch_size_and_below_bounds(replacement):
 
 def test_dense_and_lanczos_agree():
     hs = random_hessians(30, 9, seed=4, indefinite=0.05)
-    for B in (1, 4, 29):
+    lanczos = mean_square_stability_threshold(hs, [1, 4, 29], method="lanczos")
+    for B, lz in zip((1, 4, 29), lanczos):
         dense = mean_square_stability_threshold(hs, B, method="dense")
-        lanczos = mean_square_stability_threshold(hs, B, method="lanczos")
-        assert dense.method == "dense" and lanczos.method == "lanczos"
-        assert lanczos.eta_star == pytest.approx(dense.eta_star, rel=1e-9)
+        assert dense.method == "dense" and lz.method == "lanczos"
+        assert lz.eta_star == pytest.approx(dense.eta_star, rel=1e-9)
+    # "auto" switches to the matrix-free solver above rank 48.
+    big = random_hessians(60, 50, seed=5)
+    auto = mean_square_stability_threshold(big, 7)
+    assert auto.method == "lanczos" and auto.rank == 50
+    assert auto.eta_star == pytest.approx(
+        mean_square_stability_threshold(big, 7, method="dense").eta_star, rel=1e-9)
 
 
 def test_monte_carlo_second_moment_grows_just_above_and_decays_just_below():
@@ -439,6 +445,8 @@ def test_threshold_bad_input():
         mean_square_stability_threshold(hs, 1, method="qr")
     with pytest.raises(ValueError, match="null_tol"):
         mean_square_stability_threshold(hs, 1, null_tol=-1.0)
+    with pytest.raises(ValueError, match="method='lanczos'"):
+        mean_square_stability_threshold(np.eye(101)[None], 1, method="dense")
     assert mean_square_stability_threshold(hs, 7, replacement=True).B == 7  # B > N is fine
 
 
