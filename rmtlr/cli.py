@@ -382,10 +382,8 @@ def _cmd_lr_rule(a) -> int:
     theory = None not in (a.lam1, a.params, a.sigma_eps)
     cols = f"{'B':>7} {a.rule + ' lr':>12}"
     if theory:
-        # MERGE(lib-rmt/scaling): the sigma= keywords become sigma_eps= when sgd_max_lr and
-        # adam_max_lr take keyword-only (N, lam1, P, sigma_eps, ...).
-        sgd = np.atleast_1d(sgd_max_lr(B, N=a.n, lam1=a.lam1, P=a.params, sigma=a.sigma_eps))
-        adam = np.atleast_1d(adam_max_lr(B, N=a.n, P=a.params, sigma=a.sigma_eps,
+        sgd = np.atleast_1d(sgd_max_lr(B, N=a.n, lam1=a.lam1, P=a.params, sigma_eps=a.sigma_eps))
+        adam = np.atleast_1d(adam_max_lr(B, N=a.n, P=a.params, sigma_eps=a.sigma_eps,
                                          delta=a.delta, eta_edge=a.eta))
         cols += f" {'SGD 2/lam1_B':>13} {'Adam bound':>11}"
     print(cols)

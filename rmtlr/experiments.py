@@ -288,9 +288,7 @@ def ggn_prediction(lam1_full: float, *, P: float, B: float, N: float,
             and noise_var > 0):
         raise ValueError(f"noise_var must be finite and > 0, got {noise_var!r}")
     lam = max(float(lam1_full), float(noise_var))
-    # MERGE(lib-rmt): ggn_batch_outlier's last parameter is renamed sigma2 -> noise_var;
-    # switch this keyword to noise_var=noise_var when that branch is merged.
-    return float(ggn_batch_outlier(lam, P=P, B=B, N=N, sigma2=noise_var, finite_N=P <= N))
+    return float(ggn_batch_outlier(lam, P=P, B=B, N=N, noise_var=noise_var, finite_N=P <= N))
 
 
 def _tensor_batches(dataset, indices, size: int):

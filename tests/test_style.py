@@ -29,15 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Issue 12: these modules are being converted to numpydoc on other branches (the same list
 # as the ruff per-file-ignores in pyproject.toml); remove each entry when its branch is
 # merged.
-PENDING = (
-    "rmtlr.curvature",
-    "rmtlr.train",
-    "rmtlr.experiments",
-    "rmtlr.cli",
-    "rmtlr.plotting",
-    "rmtlr.notebook",
-    "rmtlr.datasets.make_cifar10_subset",
-)
+PENDING: tuple[str, ...] = ()
 
 
 def _ruff() -> list[str] | None:
