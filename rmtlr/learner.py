@@ -339,7 +339,9 @@ class LanczosLearner:
     data : tuple or list or iterable
         The fixed subset: one ``(x, y)`` batch, a list of batches, or a re-iterable loader
         yielding the same samples every pass (no random augmentation). Moved to the model's
-        device batch by batch.
+        device batch by batch; the Hessian is that of the mean loss over all of it. On a
+        CPU, batches of the training batch size are faster per sample than one large batch
+        (cache effects; ``benchmarks/bench_learner.py``).
     every_epochs : int
         E ≥ 1: estimate after every E-th epoch (paper: 20).
     num_steps : int
@@ -368,6 +370,23 @@ class LanczosLearner:
         For counts out of range, an unknown variant, form or BatchNorm mode, a param group
         with ``dampening`` ≠ 0, optimiser parameters that are not the model's, or (from the
         first estimate) an estimate :func:`lr_momentum_from_ritz` rejects.
+
+    Examples
+    --------
+    >>> from torch.nn.functional import cross_entropy
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> learner = LanczosLearner(opt, model, cross_entropy, (x, y), every_epochs=2,
+    ...                          num_steps=10, progress=False)
+    >>> for epoch in range(4):
+    ...     opt.zero_grad(); cross_entropy(model(x), y).backward(); opt.step()
+    ...     _ = learner.epoch_end(epoch)
+    >>> [r.epoch for r in learner.records], opt.param_groups[0]["nesterov"]
+    ([0, 2, 4], True)
+    >>> opt.param_groups[0]["lr"] == learner.records[-1].lr
+    True
 
     Attributes
     ----------
@@ -419,6 +438,13 @@ class LanczosLearner:
         -------
         LearnerRecord
             The new record (also appended to :attr:`records`).
+
+        Raises
+        ------
+        ValueError
+            If :func:`lr_momentum_from_ritz` rejects the Ritz values (e.g. every one was
+            dropped), or the model or subset gives a non-finite product; the optimiser then
+            keeps its previous lr and momentum and no record is added.
         """
         t0 = time.perf_counter()
         seed = self.seed + len(self.records)
@@ -454,6 +480,11 @@ class LanczosLearner:
         -------
         LearnerRecord or None
             The new record, or ``None`` when no estimate was due.
+
+        Raises
+        ------
+        ValueError
+            If ``epoch`` is not an integer >= 0, or as :meth:`estimate`.
         """
         epoch = _check_count("epoch", epoch, 0)
         if self.swa_start is not None and epoch >= self.swa_start:
