@@ -122,6 +122,10 @@ def main() -> None:
     print(f"{'estimate / (training per sample)':<34}"
           f"{est_wall / (epoch_wall / N):>10.0f}{est_cpu / (epoch_cpu / N):>10.0f}"
           "   (samples of training an estimate costs)")
+    products = args.num_steps * args.subset
+    print(f"{'  per Hessian-vector sample':<34}{est_wall / (epoch_wall / N) / products:>10.2f}"
+          f"{est_cpu / (epoch_cpu / N) / products:>10.2f}"
+          f"   (÷ {args.num_steps} steps × {args.subset} samples)")
     print()
     print("per-epoch overhead = estimate / (E × epoch), CPU seconds "
           "(wall-clock in brackets)")
