@@ -11,6 +11,16 @@ def test_vgg16_no_bn_cifar100_matches_paper():
     assert count_parameters(build("vgg16", 100)) == 15_291_300
 
 
+def test_reduced_vgg16_keeps_the_topology():
+    full, small = build("vgg16", 10), build("vgg16", 10, width=1 / 8)
+    assert count_parameters(small) == 239_538
+    kinds = [type(m).__name__ for m in full.modules()]
+    assert kinds == [type(m).__name__ for m in small.modules()]  # 13 convs, 5 pools, 3 linears
+    convs = [m.out_channels for m in small.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64]
+    assert small(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_vgg16_bn_adds_two_params_per_channel():
     # BatchNorm adds a scale and a shift per channel of the 13 convolutions.
     channels = 2 * 64 + 2 * 128 + 3 * 256 + 6 * 512
@@ -100,6 +110,9 @@ def test_paper_names_are_offered():
         (("wrn", 10), {"width": 1.5}, TypeError, "width must be an integer"),
         (("vgg16", 10), {"dropout": 1.5}, ValueError, "dropout must be in \\[0, 1\\)"),
         (("vgg16", 10), {"dropout": "0.5"}, TypeError, "dropout"),
+        (("vgg16", 10), {"width": 0}, ValueError, "width must be in \\(0, 1\\]"),
+        (("vgg16", 10), {"width": 1 / 128}, ValueError, "64·width >= 1"),
+        (("vgg16", 10), {"width": "1/8"}, TypeError, "width must be a real number"),
         (("wrn28_10", 10), {"depth": 16}, TypeError, "wrn28_10 does not take depth.*fixes"),
         (("mlp", 10), {"widht": 4}, TypeError, "mlp does not take widht; it takes in_dim"),
     ],

@@ -33,8 +33,8 @@ __all__ = [
 
 # name -> (class, arguments the name fixes, arguments a caller may add)
 _BUILDERS: dict[str, tuple[type[nn.Module], dict[str, Any], tuple[str, ...]]] = {
-    "vgg16": (VGG16, {"batch_norm": False}, ("dropout",)),
-    "vgg16_bn": (VGG16, {"batch_norm": True}, ("dropout",)),
+    "vgg16": (VGG16, {"batch_norm": False}, ("dropout", "width")),
+    "vgg16_bn": (VGG16, {"batch_norm": True}, ("dropout", "width")),
     "wrn": (WideResNet, {}, ("depth", "width", "dropout")),
     "wrn28_10": (WideResNet, {"depth": 28, "width": 10}, ("dropout",)),
     "preresnet110": (PreResNet, {"depth": 110}, ()),
@@ -57,8 +57,8 @@ def build(name: str, num_classes: int, **kw: Any) -> nn.Module:
     num_classes : int
         Number of outputs, an integer ≥ 1.
     **kw
-        Architecture arguments the name allows: ``dropout`` for ``"vgg16"``,
-        ``"vgg16_bn"`` and ``"wrn28_10"``; ``depth``, ``width`` and ``dropout`` for
+        Architecture arguments the name allows: ``dropout`` and ``width`` for ``"vgg16"``
+        and ``"vgg16_bn"``; ``dropout`` for ``"wrn28_10"``; ``depth``, ``width`` and ``dropout`` for
         ``"wrn"``; ``depth`` for ``"preresnet"``; ``in_dim``, ``hidden`` and ``depth`` for
         ``"mlp"``; ``width`` and ``in_channels`` for ``"small_cnn"``.
 

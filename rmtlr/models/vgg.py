@@ -31,39 +31,51 @@ class VGG16(nn.Module):
         Insert BatchNorm after every convolution (the paper's "VGG-16-BN").
     dropout : float
         Dropout probability in the classifier, in [0, 1).
+    width : float
+        Channel multiplier of every layer, in (0, 1]: ``width=1/8`` keeps the topology (13
+        convolutions, five pools, three linear layers) with 8–64 channels and a 64-unit
+        classifier, a CPU-sized VGG-16 (P = 239,538 for 10 classes without BN).
 
     Raises
     ------
     TypeError
         If ``num_classes`` is not an integer, ``batch_norm`` not a bool or ``dropout``
-        not a real number.
+        or ``width`` not a real number.
     ValueError
-        If ``num_classes`` < 1 or ``dropout`` is not in [0, 1).
+        If ``num_classes`` < 1, ``dropout`` is not in [0, 1) or ``width`` not in (0, 1]
+        or so small that a layer would have no channel.
     """
 
     def __init__(self, num_classes: int = 100, batch_norm: bool = False,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, width: float = 1.0) -> None:
         super().__init__()
         num_classes = positive_int("num_classes", num_classes)
         if not isinstance(batch_norm, bool):
             raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
         dropout = check_dropout(dropout)
+        if isinstance(width, bool) or not isinstance(width, (int, float)):
+            raise TypeError(f"width must be a real number in (0, 1], got {width!r}")
+        if not 0 < width <= 1 or round(64 * width) < 1:
+            raise ValueError(f"width must be in (0, 1] with 64·width >= 1, got {width!r}")
+        self.width = float(width)
         layers: list[nn.Module] = []
         c_in = 3
         for v in VGG16_CFG:
             if v == "M":
                 layers.append(nn.MaxPool2d(2))
                 continue
+            v = round(v * width)
             layers.append(nn.Conv2d(c_in, v, 3, padding=1))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(v))
             layers.append(nn.ReLU(inplace=True))
             c_in = v
         self.features = nn.Sequential(*layers)
+        hidden = round(512 * width)
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(512, 512), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(512, 512), nn.ReLU(inplace=True),
-            nn.Linear(512, num_classes),
+            nn.Dropout(dropout), nn.Linear(c_in, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_classes),
         )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
