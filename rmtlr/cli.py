@@ -108,7 +108,7 @@ def _common_model_data(p: argparse.ArgumentParser) -> None:
                    help="allow torchvision to download CIFAR when it is absent")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu, cuda, cuda:1 (default: the profile's)")
-    p.add_argument("--profile", default=None, choices=("quick", "full"),
+    p.add_argument("--profile", default=None, choices=("quick", "gpu", "full"),
                    help="run profile: its device (quick: cpu) and default sizes, recorded "
                         "with the results (default: $RMTLR_PROFILE, else full with CUDA)")
 

@@ -1,13 +1,22 @@
-"""Run profiles: ``quick`` (CPU, minutes, offline) and ``full`` (one GPU, paper scale).
+"""Run profiles: ``quick`` (CPU, minutes), ``gpu`` (one GPU, ~30 min a chapter), ``full``.
 
-Every chapter runs the same code under both. The profile is chosen by the
-``RMTLR_PROFILE`` environment variable; without it the default is ``full`` only when CUDA
-is available, so a reader on a laptop never starts a multi-day run by accident. Asking for
-``full`` on a machine without a GPU works, but warns (:class:`ProfileWarning`).
+Every chapter runs the same code under all three:
+
+- ``quick``: a CPU, minutes per chapter, offline: reduced networks on the CIFAR-10 JPEG
+  subset shipped with rmtlr. The book's stored outputs are this profile's.
+- ``gpu``: one GPU such as a free Colab T4: the paper's networks at full width on
+  CIFAR-100 (downloaded by torchvision), sized so that each heavy chapter finishes in
+  about 30 minutes. The default when CUDA is available.
+- ``full``: the paper's experiments at the paper's scale (GPU-days); opt-in only.
+
+The profile is chosen by the ``RMTLR_PROFILE`` environment variable; without it the
+default is ``gpu`` when CUDA is available and ``quick`` otherwise, so nobody starts a
+multi-day run by accident. Asking for ``gpu`` or ``full`` on a machine without a GPU works,
+but warns (:class:`ProfileWarning`).
 
 Chapters declare their own sizes next to the code that uses them with
-:meth:`Profile.pick`, e.g. ``epochs = prof.pick(quick=3, full=300)``, so the reader sees
-both settings in one parameters cell. Settings shared by several chapters live in the
+:meth:`Profile.pick`, e.g. ``epochs = prof.pick(quick=3, gpu=30, full=300)``, so the reader
+sees every setting in one parameters cell. Settings shared by several chapters live in the
 fields below.
 """
 
@@ -26,11 +35,12 @@ from rmtlr.rmt.validation import positive_int
 __all__ = ["PROFILE_NAMES", "Profile", "ProfileWarning", "default_device", "get_profile"]
 
 #: The profile names :func:`get_profile` accepts.
-PROFILE_NAMES = ("quick", "full")
+PROFILE_NAMES = ("quick", "gpu", "full")
+_UNSET = object()
 
 
 class ProfileWarning(UserWarning):
-    """The chosen profile does not suit this machine (``full`` without a GPU)."""
+    """The chosen profile does not suit this machine (``gpu`` or ``full`` without a GPU)."""
 
 
 def default_device() -> torch.device:
@@ -84,9 +94,9 @@ class Profile:
     Attributes
     ----------
     name : str
-        ``"quick"`` or ``"full"``.
+        ``"quick"``, ``"gpu"`` or ``"full"``.
     device : torch.device
-        Where tensors live (``cuda`` for full when present).
+        Where tensors live (``cuda`` for ``gpu`` and ``full`` when present).
     lanczos_steps : int
         Lanczos iterations m for spectra (the paper uses m = 100).
     slq_vectors : int
@@ -130,27 +140,34 @@ class Profile:
         if not isinstance(self.offline, bool):
             raise TypeError(f"offline must be True or False, got {self.offline!r}")
 
-    def pick(self, *, quick: Any, full: Any) -> Any:
-        """Return ``quick`` or ``full`` according to this profile.
+    def pick(self, *, quick: Any, full: Any, gpu: Any = _UNSET) -> Any:
+        """Return the value of a setting under this profile.
 
         Parameters
         ----------
         quick : Any
             The value for the quick profile.
         full : Any
-            The value for the full profile.
+            The value for the full profile (the paper's setting).
+        gpu : Any, optional
+            The value for the gpu profile. Chapters whose ``full`` setting takes GPU-hours
+            must give it; where it is omitted the gpu profile uses ``full``'s value.
 
         Returns
         -------
         Any
-            ``quick`` if this is the quick profile, else ``full``.
+            The value for this profile.
 
         Examples
         --------
-        >>> get_profile("quick").pick(quick=3, full=300)
+        >>> get_profile("quick").pick(quick=3, gpu=30, full=300)
         3
         """
-        return quick if self.name == "quick" else full
+        if self.name == "quick":
+            return quick
+        if self.name == "gpu" and gpu is not _UNSET:
+            return gpu
+        return full
 
     def describe(self) -> str:
         """Describe profile, device and versions in one line; every chapter prints it first.
@@ -175,12 +192,12 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
     Parameters
     ----------
     name : str, optional
-        ``"quick"`` or ``"full"`` (case and surrounding spaces are ignored); default
-        ``$RMTLR_PROFILE``, else ``"full"`` when CUDA is available and ``"quick"``
+        ``"quick"``, ``"gpu"`` or ``"full"`` (case and surrounding spaces are ignored);
+        default ``$RMTLR_PROFILE``, else ``"gpu"`` when CUDA is available and ``"quick"``
         otherwise.
     device : str or torch.device, optional
-        Override the device (default: :func:`default_device` for ``full``, the CPU for
-        ``quick`` so that stored outputs are reproducible).
+        Override the device (default: :func:`default_device` for ``gpu`` and ``full``,
+        the CPU for ``quick`` so that stored outputs are reproducible).
 
     Returns
     -------
@@ -199,7 +216,7 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
     Warns
     -----
     ProfileWarning
-        When ``full`` (paper scale: hours to days per chapter) runs on the CPU because no
+        When ``gpu`` or ``full`` (GPU-hours to GPU-days) would run on the CPU because no
         GPU is available and no device was asked for.
 
     Examples
@@ -210,13 +227,13 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
     """
     from_env = name is None
     if name is None:
-        name = os.environ.get("RMTLR_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
+        name = os.environ.get("RMTLR_PROFILE") or ("gpu" if torch.cuda.is_available() else "quick")
     if not isinstance(name, str):
-        raise TypeError(f"profile name must be a string ('quick' or 'full'), got {name!r}")
+        raise TypeError(f"profile name must be a string ('quick', 'gpu' or 'full'), got {name!r}")
     name = name.strip().lower()
     if name not in PROFILE_NAMES:
         raise ValueError(f"profile name must be one of {PROFILE_NAMES}, got {name!r} "
-                         "(set RMTLR_PROFILE=quick or RMTLR_PROFILE=full)")
+                         "(set RMTLR_PROFILE=quick, gpu or full)")
     if name == "quick":
         dev = _check_device(device) if device is not None else torch.device("cpu")
         return Profile(
@@ -230,12 +247,13 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
         )
     dev = _check_device(device) if device is not None else default_device()
     if device is None and dev.type == "cpu":
-        source = "RMTLR_PROFILE=full" if from_env else "profile 'full'"
+        source = f"RMTLR_PROFILE={name}" if from_env else f"profile {name!r}"
+        scale = "about 30 GPU-minutes" if name == "gpu" else "hours to days on a GPU"
         warnings.warn(
-            f"{source} asks for paper-scale runs (hours to days per chapter on a GPU), but "
-            "no GPU is available, so they would run on the CPU. Use RMTLR_PROFILE=quick "
-            "(minutes on a CPU), or run on a machine with CUDA.",
+            f"{source} asks for runs of {scale} per heavy chapter, but no GPU is "
+            "available, so they would run on the CPU. Use RMTLR_PROFILE=quick (minutes on "
+            "a CPU), or run on a machine with CUDA.",
             ProfileWarning,
             stacklevel=2,
         )
-    return Profile(name="full", device=dev)
+    return Profile(name=name, device=dev)

@@ -30,10 +30,13 @@ def test_env_selects_profile(monkeypatch, fake_cuda):
     assert get_profile().name == "quick"
 
 
-def test_default_is_full_only_with_cuda(monkeypatch, cpu_only):
+def test_default_is_gpu_only_with_cuda_and_full_is_opt_in(monkeypatch, cpu_only):
+    # Before, a Colab GPU runtime defaulted to 'full' (GPU-days per heavy chapter).
     monkeypatch.delenv("RMTLR_PROFILE", raising=False)
     assert get_profile().name == "quick"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_profile().name == "gpu"
+    monkeypatch.setenv("RMTLR_PROFILE", "full")
     assert get_profile().name == "full"
 
 
@@ -45,6 +48,8 @@ def test_full_on_a_cpu_only_host_warns(monkeypatch, cpu_only):
     assert prof.name == "full" and prof.device.type == "cpu"
     with pytest.warns(ProfileWarning, match="profile 'full'"):
         get_profile("full")
+    with pytest.warns(ProfileWarning, match="profile 'gpu' .*30 GPU-minutes.*no GPU"):
+        get_profile("gpu")
 
 
 def test_full_with_a_gpu_or_an_explicit_device_does_not_warn(monkeypatch, cpu_only):
@@ -60,8 +65,16 @@ def test_quick_runs_on_cpu_offline(fake_cuda):
     prof = get_profile("quick")
     assert prof.device.type == "cpu" and prof.offline  # CPU even where CUDA is present
     assert prof.pick(quick=1, full=2) == 1
-    assert get_profile("full").pick(quick=1, full=2) == 2
+    assert get_profile("full").pick(quick=1, gpu=3, full=2) == 2
     assert min(prof.batch_sizes) == 8 and max(prof.batch_sizes) == 1024
+
+
+def test_pick_gives_the_gpu_value_or_falls_back_to_full(fake_cuda):
+    gpu = get_profile("gpu")
+    assert gpu.name == "gpu" and gpu.device.type == "cuda"
+    assert gpu.pick(quick=1, gpu=3, full=2) == 3
+    assert gpu.pick(quick=1, full=2) == 2  # light chapters: the paper's setting
+    assert gpu.pick(quick=1, gpu=None, full=2) is None  # None is a value, not "omitted"
 
 
 def test_describe_names_profile_and_device():
@@ -71,7 +84,7 @@ def test_describe_names_profile_and_device():
 
 
 def test_unknown_profile_is_rejected():
-    with pytest.raises(ValueError, match="quick.*full"):
+    with pytest.raises(ValueError, match="quick.*gpu.*full"):
         get_profile("medium")
     with pytest.raises(TypeError, match="profile name must be a string"):
         get_profile(1)
@@ -104,7 +117,7 @@ def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cpu_only):
 def test_unusable_devices_are_refused(cpu_only, device, match):
     # Before: 'bogus' raised torch's RuntimeError, 'cuda' without CUDA and 'meta' were
     # accepted and failed later, deep inside a computation.
-    for name in ("quick", "full"):
+    for name in ("quick", "gpu", "full"):
         with pytest.raises(ValueError, match=match):
             get_profile(name, device=device)
 
