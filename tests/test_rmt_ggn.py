@@ -21,6 +21,7 @@ from rmtlr.rmt.ggn import (
     ggn_batch_overlap,
     ggn_outlier_additive_noise,
     ggn_ratio,
+    paper_eq18,
     per_sample_ggn_vectors,
     spiked_wishart_outlier,
     spiked_wishart_overlap,
@@ -309,3 +310,73 @@ def test_finite_N_outlier_and_overlap_match_without_replacement_batches(lam):
         assert abs(top - lead) > tol  # the leading order's MP edge is far above the bulk
     if 2.2 <= lam <= 3.0:
         assert abs(ov - lead_ov) > tol_ov
+
+
+# --- the paper's printed Eq. 18 ------------------------------------------------------------
+
+
+def test_paper_eq18_equals_the_printed_formula_above_and_below_its_threshold():
+    # γ = P/𝔟 = 400·(1/200 − 1/1000) = 1.6, σ = 1: threshold σ²(1 + γ) = 2.6.
+    # Above: (λ₁ + σ²(1 − γ))/(1 − γσ²/λ₁) = (3 − 0.6)/(1 − 1.6/3) = 2.4/(1.4/3) = 36/7.
+    assert paper_eq18(lam1=3.0, P=400, B=200, N=1000, sigma=1.0) == pytest.approx(36 / 7)
+    # Above, σ² = 2, N = ∞, γ = 100/50 = 2: threshold 6; (8 + 2·(1 − 2))/(1 − 2·2/8) = 12.
+    assert paper_eq18(lam1=8.0, P=100, B=50, N=np.inf, sigma=np.sqrt(2.0)) == pytest.approx(12.0)
+    # Below: 2σ²(1 + γ) = 2·2.6 = 5.2, whatever λ₁ below 2.6 is.
+    for lam1 in (0.5, 2.0, 2.6):
+        assert paper_eq18(lam1=lam1, P=400, B=200, N=1000, sigma=1.0) == pytest.approx(5.2)
+    # Continuous at its own threshold: the outlier branch there is also 2σ²(1 + γ).
+    at = paper_eq18(lam1=2.6, P=400, B=200, N=1000, sigma=1.0, threshold=False)
+    assert at == pytest.approx(5.2)
+    # Array inputs broadcast, one value per batch size.
+    np.testing.assert_allclose(
+        paper_eq18(lam1=3.0, P=400, B=np.array([200, 1000]), N=1000, sigma=1.0), [36 / 7, 4.0])
+
+
+def test_paper_eq18_departs_from_the_standard_results():
+    gamma = 1.6
+    # threshold σ²(1 + γ) vs BBP σ²(1 + √γ); sub-threshold 2σ²(1 + γ) vs the MP edge
+    assert wishart_bbp_threshold(gamma) == pytest.approx(1 + np.sqrt(gamma))
+    below = paper_eq18(lam1=2.0, P=160, B=100, N=np.inf, sigma=1.0)  # γ = 1.6, N = ∞
+    mp_edge = ggn_batch_outlier(1.0, P=160, B=100, N=np.inf, noise_var=1.0, finite_N=False)
+    assert mp_edge == pytest.approx((1 + np.sqrt(gamma)) ** 2)
+    assert below - mp_edge == pytest.approx((1 - np.sqrt(gamma)) ** 2)
+    # B = N: no noise, yet the printed formula moves the outlier by σ²
+    assert paper_eq18(lam1=5.0, P=400, B=1000, N=1000, sigma=1.0) == pytest.approx(6.0)
+    assert ggn_batch_outlier(5.0, P=400, B=1000, N=1000, noise_var=1.0) == pytest.approx(5.0)
+
+
+def test_paper_eq18_sign_problem_without_its_threshold():
+    # γσ² = 1.6 > λ₁ = 1.5: the denominator 1 − 1.6/1.5 = −1/15 is negative, and the outlier
+    # branch returns (1.5 − 0.6)·(−15) = −13.5, a negative eigenvalue of a PSD matrix.
+    kw = {"P": 400, "B": 200, "N": 1000, "sigma": 1.0}
+    assert paper_eq18(lam1=1.5, threshold=False, **kw) == pytest.approx(-13.5)
+    assert paper_eq18(lam1=1.6, threshold=False, **kw) == np.inf  # the pole λ₁ = γσ²
+    # with the printed threshold that input falls in the sub-threshold branch
+    assert paper_eq18(lam1=1.5, **kw) == pytest.approx(5.2)
+
+
+def test_simulation_follows_baik_silverstein_not_paper_eq18():
+    # Fresh samples (N = ∞), γ = P/B = 0.25, λ = 5σ²: Baik–Silverstein 5(1 + 0.25/4) = 5.3125,
+    # Eq. 18 (5 + 0.75)/(1 − 0.05) = 6.053. Mean of 4 draws: sd = Paul's CLT sd / 2 ≈ 0.09.
+    P, B, lam = 400, 1600, 5.0
+    G, _ = _population(P, (lam,), 1.0, seed=21)
+    top = np.mean([np.linalg.eigvalsh(batch_ggn_model(B, G_full=G, seed=22 + d))[-1]
+                   for d in range(4)])
+    sd = _bs_sd(lam, P / B, B) / 2
+    standard = ggn_batch_outlier(lam, P=P, B=B, N=np.inf, noise_var=1.0)
+    printed = paper_eq18(lam1=lam, P=P, B=B, N=np.inf, sigma=1.0)
+    assert abs(top - standard) < 5 * sd
+    assert abs(top - printed) > 5 * sd
+
+
+def test_paper_eq18_bad_inputs_raise():
+    with pytest.raises(ValueError, match="sigma"):
+        paper_eq18(lam1=3.0, P=400, B=200, N=1000, sigma=0.0)
+    with pytest.raises(ValueError, match="lam1"):
+        paper_eq18(lam1=-1.0, P=400, B=200, N=1000, sigma=1.0)
+    with pytest.raises(ValueError, match="B"):
+        paper_eq18(lam1=3.0, P=400, B=2000, N=1000, sigma=1.0)
+    with pytest.raises(TypeError, match="positional"):
+        paper_eq18(3.0, 400, 200, 1000, 1.0)
+    with pytest.raises(TypeError, match="sigma"):
+        paper_eq18(lam1=3.0, P=400, B=200, N=1000, sigma="1")

@@ -48,10 +48,11 @@ the semicircle replaced by MP), the Benaych-Georges–Nadakuditi outlier is
 tends to γσ² (it does not decay), λ' ≈ λ + γσ² + γσ⁴/λ.
 
 **The paper's printed Eq. 18** reads λ'₁ = (λ₁ + σ²(1 − P/𝔟))/(1 − Pσ²/(λ₁𝔟)) if
-λ₁ > σ²(1 + P/𝔟), else 2σ²(1 + P/𝔟). Its threshold σ²(1 + γ) and sub-threshold value
-2σ²(1 + γ) are neither the BBP threshold σ²(1 + √γ) nor the Marchenko–Pastur edge
-σ²(1 + √γ)², and its denominator changes sign when γσ² > λ₁, so no function here claims to
-reproduce it; the functions above are the standard results it was meant to express.
+λ₁ > σ²(1 + P/𝔟), else 2σ²(1 + P/𝔟). :func:`paper_eq18` evaluates it verbatim, for
+comparison only. Its threshold σ²(1 + γ) and sub-threshold value 2σ²(1 + γ) are neither
+the BBP threshold σ²(1 + √γ) nor the Marchenko–Pastur edge σ²(1 + √γ)², it does not return
+λ₁ at B = N (γ = 0 gives λ₁ + σ²), and read without its threshold its denominator changes
+sign when γσ² > λ₁; the functions above are the standard results it was meant to express.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ __all__ = [
     "ggn_batch_overlap",
     "ggn_outlier_additive_noise",
     "ggn_ratio",
+    "paper_eq18",
     "per_sample_ggn_vectors",
     "spiked_wishart_outlier",
     "spiked_wishart_overlap",
@@ -662,3 +664,91 @@ def batch_ggn_model(
         U, root_w = _psd_factor("G_full", G_full)
         Xb = rng.standard_normal((B, U.shape[0])) @ (U * root_w).T
     return Xb.T @ Xb / B
+
+
+def paper_eq18(
+    *,
+    lam1: ArrayLike,
+    P: ArrayLike,
+    B: ArrayLike,
+    N: ArrayLike,
+    sigma: ArrayLike,
+    threshold: bool = True,
+) -> float | np.ndarray:
+    r"""Evaluate the paper's Eq. 18 (Theorem 7) for the batch-GGN outlier, exactly as printed.
+
+    With σ² the entry variance of the noise and 𝔟 the effective batch size
+    (1/𝔟 = 1/B − 1/N, Eq. 7), the paper prints
+
+    .. math:: λ'_1 = \frac{λ_1 + σ^2(1 - P/𝔟)}{1 - Pσ^2/(λ_1 𝔟)}
+              \ \text{ if } λ_1 > σ^2(1 + P/𝔟),
+              \qquad λ'_1 = 2σ^2(1 + P/𝔟) \ \text{ otherwise.}
+
+    This function exists to compare that formula with the standard spiked-Wishart
+    results; use :func:`ggn_batch_outlier` for predictions. With γ = P/𝔟 it departs from
+    them in four ways:
+
+    * **threshold**: σ²(1 + γ), where the BBP threshold of the spiked sample covariance is
+      σ²(1 + √γ) (:func:`wishart_bbp_threshold`); the two agree only at γ = 0;
+    * **sub-threshold value**: 2σ²(1 + γ), where the top of the Marchenko–Pastur bulk is
+      σ²(1 + √γ)², smaller by σ²(1 − √γ)² (equal only at γ = 1);
+    * **no noise, no shift**: at B = N (γ = 0) it gives λ₁ + σ², not λ₁; for λ₁ ≫ σ² its
+      shift tends to σ² at every B, where Baik–Silverstein's tends to γσ²;
+    * **sign of the denominator**: 1 − γσ²/λ₁ vanishes at λ₁ = γσ² and is negative for
+      γσ² > λ₁. The threshold keeps the first branch away from that region (λ₁ > σ²(1 + γ)
+      implies λ₁ > γσ²), but reading the outlier branch for every B, as the paper reads
+      Theorem 4 in its Sec. 10.1, gives a pole and then negative eigenvalues of a positive
+      semi-definite matrix. ``threshold=False`` evaluates that reading.
+
+    The formula is continuous at its own threshold (both branches give 2σ²(1 + γ) there).
+
+    Parameters
+    ----------
+    lam1 : array_like
+        Full-GGN eigenvalue(s) λ₁ > 0.
+    P : array_like
+        Number of parameters, a whole number ≥ 1.
+    B : array_like
+        Batch size(s), 0 < B ≤ N.
+    N : array_like
+        Number of training samples, a whole number ≥ 1 or ``numpy.inf``.
+    sigma : array_like
+        Noise standard deviation σ > 0 (σ² is the entry variance, ``noise_var`` elsewhere
+        in this module).
+    threshold : bool
+        Apply the printed threshold (default). False evaluates the outlier branch for every
+        input, including where its denominator is zero (±inf) or negative.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        λ'₁ as Eq. 18 prints it.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not real.
+    ValueError
+        If an argument is out of range (see :func:`ggn_ratio`), or ``lam1`` or ``sigma`` is
+        not finite and > 0.
+
+    Examples
+    --------
+    >>> round(paper_eq18(lam1=3.0, P=400, B=200, N=1000, sigma=1.0), 4)  # (3 − 0.6)/(1 − 1.6/3)
+    5.1429
+    >>> paper_eq18(lam1=2.0, P=400, B=200, N=1000, sigma=1.0)  # below 2.6: 2·(1 + 1.6)
+    5.2
+    >>> paper_eq18(lam1=5.0, P=400, B=1000, N=1000, sigma=1.0)  # B = N: λ₁ + σ², not λ₁
+    6.0
+    """
+    lam1 = positive("lam1 (full-GGN eigenvalue)", lam1)
+    sigma = positive("sigma (noise standard deviation)", sigma)
+    gamma = np.asarray(ggn_ratio(P=P, B=B, N=N), dtype=float)
+    lam1, gamma, sigma = np.broadcast_arrays(lam1, gamma, sigma)
+    s2 = sigma**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outlier = (lam1 + s2 * (1.0 - gamma)) / (1.0 - gamma * s2 / lam1)
+    if not threshold:
+        return scalar_or_array(outlier)
+    above = lam1 > s2 * (1.0 + gamma)
+    return scalar_or_array(np.where(above, outlier, 2.0 * s2 * (1.0 + gamma)))
