@@ -92,3 +92,73 @@ def test_role_colours_come_from_the_palette():
     assert set(roles) <= set(plotting.PALETTE.values())
     assert plotting.SGD_COLOR != plotting.ADAM_COLOR
     assert plotting.FULL_COLOR != plotting.BATCH_COLOR
+
+
+# --- chapters 1-5 ---
+
+
+def test_theory_vs_simulation_draws_lines_markers_and_error_bars():
+    fig, ax = plotting.subplots()
+    x = np.linspace(1, 10, 5)
+    plotting.theory_vs_simulation(
+        ax, {"law": (x, x**2), "other law": (x, x, {"color": "red", "ls": ":"})},
+        {"sim": (x, x**2 + 1, {"yerr": np.ones(5)}), "_hidden": (x, x)},
+        xscale="log", yscale="log", xlabel="B", ylabel="λ")
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert lines["law"].get_color() == plotting.THEORY_COLOR and lines["law"].get_linestyle() == "-"
+    assert lines["other law"].get_color() == "red" and lines["other law"].get_linestyle() == ":"
+    np.testing.assert_allclose(lines["law"].get_ydata(), x**2)
+    assert lines["_hidden"].get_marker() == "o" and lines["_hidden"].get_linestyle() == "None"
+    assert len(ax.containers) == 1  # the error bars of "sim"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["law", "other law", "sim"]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "B"
+    plt.close(fig)
+
+
+def test_theory_vs_simulation_refuses_malformed_series():
+    fig, ax = plotting.subplots()
+    with pytest.raises(TypeError, match=r"theory\['a'\] must be a tuple"):
+        plotting.theory_vs_simulation(ax, {"a": [1, 2]})
+    with pytest.raises(ValueError, match="same shape"):
+        plotting.theory_vs_simulation(ax, simulation={"a": (np.ones(3), np.ones(4))})
+    with pytest.raises(ValueError, match="xscale"):
+        plotting.theory_vs_simulation(ax, xscale="symlog")
+    plt.close(fig)
+
+
+def test_histogram_vs_laws_is_a_density_under_the_law():
+    rng = np.random.default_rng(0)
+    samples = rng.standard_normal(2000)
+    x = np.linspace(-4, 4, 201)
+    fig, ax = plotting.subplots()
+    plotting.histogram_vs_laws(ax, samples, {"normal": (x, np.exp(-x**2 / 2) / np.sqrt(2 * np.pi))},
+                               label="draws", bins=40)
+    heights = np.array([p.get_height() for p in ax.patches])
+    widths = np.array([p.get_width() for p in ax.patches])
+    assert np.sum(heights * widths) == pytest.approx(1.0)  # unit area
+    assert ax.get_ylabel() == "density" and ax.get_lines()[0].get_label() == "normal"
+    # weights: the bars are the weighted counts per bin, not renormalised
+    fig2, ax2 = plotting.subplots()
+    plotting.histogram_vs_laws(ax2, samples, weights=np.full(2000, 1e-3), bins=10, legend=None)
+    assert np.sum([p.get_height() for p in ax2.patches]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="weights"):
+        plotting.histogram_vs_laws(ax2, samples, weights=np.ones(3))
+    with pytest.raises(ValueError, match="bins"):
+        plotting.histogram_vs_laws(ax2, samples, bins=0)
+    plt.close(fig)
+    plt.close(fig2)
+
+
+def test_band_and_reference_slope():
+    fig, ax = plotting.subplots()
+    x = np.array([1.0, 10.0, 100.0])
+    plotting.band(ax, x, -1.0, np.sqrt(x))
+    poly = ax.collections[0]
+    assert poly.get_label() == "noise bulk" and poly.get_zorder() == 0
+    ys = poly.get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(10.0) and ys.min() == pytest.approx(-1.0)
+    plotting.reference_slope(ax, x, x0=10.0, y0=2.0, exponent=-0.5, label="slope")
+    np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), 2.0 * (x / 10.0) ** -0.5)
+    with pytest.raises(ValueError, match="> 0"):
+        plotting.reference_slope(ax, [0.0, 1.0], x0=1.0, y0=1.0, exponent=1.0)
+    plt.close(fig)
