@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from rmtlr.curvature.base import CurvatureOperator, as_operator
-from rmtlr.curvature.checks import check_int, check_seed
 from rmtlr.curvature.lanczos import lanczos
 from rmtlr.progress import progress_bar
+from rmtlr.rmt.validation import integer, random_seed
 
 __all__ = ["SLQDensity", "TraceEstimate", "hutchinson_trace", "slq_density",
            "slq_vector_seeds"]
@@ -116,7 +116,7 @@ class SLQDensity:
         float
             The moment estimate.
         """
-        k = check_int("k", k, lo=0)
+        k = integer("k", k, lo=0)
         return float(np.mean(np.sum(self.weights * self.nodes ** k, axis=1)))
 
     def outliers(self) -> np.ndarray:
@@ -159,8 +159,8 @@ def slq_vector_seeds(seed: int | None, n: int) -> list[int]:
     >>> slq_vector_seeds(0, 3) == slq_vector_seeds(0, 5)[:3]
     True
     """
-    seed = check_seed(seed)
-    n = check_int("n", n, lo=1)
+    seed = random_seed("seed", seed, allow_none=True)
+    n = integer("n", n, lo=1)
     words = np.random.SeedSequence(0 if seed is None else seed).generate_state(n)
     return [int(w) for w in words]
 
@@ -214,9 +214,10 @@ def slq_density(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: in
     Raises
     ------
     TypeError
-        If a count or the seed is not an integer.
+        If a count or the seed is not a number (a string, a bool, None).
     ValueError
-        If a count, ``kernel_width``, ``grid`` or ``zero_tol`` is out of range.
+        If a count or the seed is not a whole number in range (``2.5``), or
+        ``kernel_width``, ``grid`` or ``zero_tol`` is out of range.
 
     Examples
     --------
@@ -230,8 +231,8 @@ def slq_density(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: in
     """
     op = as_operator(op)
     P = op.shape[0]
-    num_steps = check_int("num_steps", num_steps, lo=1, hi=P)
-    n_v = check_int("num_vectors", num_vectors, lo=1)
+    num_steps = integer("num_steps", num_steps, lo=1, hi=P)
+    n_v = integer("num_vectors", num_vectors, lo=1)
     if not (np.isfinite(zero_tol) and zero_tol >= 0):
         raise ValueError(f"zero_tol must be finite and >= 0, got {zero_tol!r}")
     if kernel_width is not None:
@@ -307,9 +308,10 @@ def hutchinson_trace(op: CurvatureOperator | torch.Tensor | np.ndarray,
     Raises
     ------
     TypeError
-        If ``num_vectors`` or ``seed`` is not an integer.
+        If ``num_vectors`` or ``seed`` is not a number.
     ValueError
-        If ``num_vectors`` < 2 or ``seed`` < 0.
+        If ``num_vectors`` is not a whole number ≥ 2 or ``seed`` not one in
+        [0, 2**63 − 1].
 
     Examples
     --------
@@ -319,8 +321,8 @@ def hutchinson_trace(op: CurvatureOperator | torch.Tensor | np.ndarray,
     6.0
     """
     op = as_operator(op)
-    n = check_int("num_vectors", num_vectors, lo=2)
-    seed = check_seed(seed)
+    n = integer("num_vectors", num_vectors, lo=2)
+    seed = random_seed("seed", seed, allow_none=True)
     P = op.shape[0]
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     vals = []
