@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Iterable
@@ -39,7 +38,7 @@ from rmtlr.profiles import get_profile, resolve_device
 from rmtlr.results import ResultsFile, data_id, provenance, results_dir, run_key
 from rmtlr.rmt.batch import batch_outlier
 from rmtlr.rmt.ggn import ggn_batch_outlier
-from rmtlr.rmt.validation import integer, random_seed
+from rmtlr.rmt.validation import integer, positive_scalar, random_seed
 from rmtlr.train import TrainConfig, eq23_lr, num_classes_of, train
 
 # results_dir is re-exported: the chapters find it here, next to the experiments.
@@ -283,12 +282,12 @@ def ggn_prediction(lam1_full: float, *, P: float, B: float, N: float,
 
     Raises
     ------
+    TypeError
+        If ``noise_var`` is not a real number.
     ValueError
         If ``noise_var`` is not finite and > 0.
     """
-    if not (isinstance(noise_var, (int, float, np.floating)) and math.isfinite(noise_var)
-            and noise_var > 0):
-        raise ValueError(f"noise_var must be finite and > 0, got {noise_var!r}")
+    noise_var = positive_scalar("noise_var", noise_var)
     lam = max(float(lam1_full), float(noise_var))
     return float(ggn_batch_outlier(lam, P=P, B=B, N=N, noise_var=noise_var, finite_N=P <= N))
 

@@ -27,7 +27,7 @@ from rmtlr.curvature import HessianOperator
 from rmtlr.noise_scale import Batch, FlatLoss, LossFn, iter_batches
 from rmtlr.progress import progress_bar
 from rmtlr.rmt import without_replacement_factor
-from rmtlr.rmt.validation import integer, random_seed
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["BatchSharpness", "MeanSquareStability", "batch_sharpness",
            "expected_batch_sharpness", "mean_square_stability_threshold", "per_sample_hessians"]
@@ -650,8 +650,7 @@ def mean_square_stability_threshold(
     hs = 0.5 * (hs + hs.transpose(0, 2, 1))
     if method not in MS_METHODS:
         raise ValueError(f"method must be one of {MS_METHODS}, got {method!r}")
-    if not (isinstance(null_tol, (int, float)) and 0 <= null_tol < 1):
-        raise ValueError(f"null_tol must be in [0, 1), got {null_tol!r}")
+    null_tol = finite_scalar("null_tol", null_tol, lo=0, hi=1, hi_open=True)
     N = hs.shape[0]
     sizes = _batch_sizes(B, N, replacement)
     sm = _SecondMoment(hs, float(null_tol))

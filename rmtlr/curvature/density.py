@@ -16,18 +16,10 @@ import torch
 from rmtlr.curvature.base import CurvatureOperator, as_operator
 from rmtlr.curvature.lanczos import lanczos
 from rmtlr.progress import progress_bar
-from rmtlr.rmt.validation import integer, random_seed
+from rmtlr.rmt.validation import finite_scalar, integer, positive_scalar, random_seed
 
 __all__ = ["SLQDensity", "TraceEstimate", "hutchinson_trace", "slq_density",
            "slq_vector_seeds"]
-
-
-def _check_width(kernel_width: float) -> float:
-    if isinstance(kernel_width, bool) or not isinstance(kernel_width, (int, float, np.floating)):
-        raise TypeError(f"kernel_width must be a number, got {type(kernel_width).__name__}")
-    if not (np.isfinite(kernel_width) and kernel_width > 0):
-        raise ValueError(f"kernel_width must be finite and > 0, got {kernel_width!r}")
-    return float(kernel_width)
 
 
 def _check_grid(grid: object) -> np.ndarray:
@@ -97,8 +89,17 @@ class SLQDensity:
         -------
         numpy.ndarray
             The density on ``grid``.
+
+        Raises
+        ------
+        TypeError
+            If ``kernel_width`` is not a real number.
+        ValueError
+            If ``grid`` is not a non-empty 1-D array of finite values or ``kernel_width``
+            is not finite and > 0.
         """
-        width = self.kernel_width if kernel_width is None else _check_width(kernel_width)
+        width = (self.kernel_width if kernel_width is None
+                 else positive_scalar("kernel_width", kernel_width))
         return _smooth(self.nodes, self.weights, _check_grid(grid), width)
 
     def moment(self, k: int) -> float:
@@ -214,7 +215,8 @@ def slq_density(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: in
     Raises
     ------
     TypeError
-        If a count or the seed is not a number (a string, a bool, None).
+        If a count, the seed, ``kernel_width`` or ``zero_tol`` is not a number (a string,
+        a bool, None).
     ValueError
         If a count or the seed is not a whole number in range (``2.5``), or
         ``kernel_width``, ``grid`` or ``zero_tol`` is out of range.
@@ -233,10 +235,9 @@ def slq_density(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: in
     P = op.shape[0]
     num_steps = integer("num_steps", num_steps, lo=1, hi=P)
     n_v = integer("num_vectors", num_vectors, lo=1)
-    if not (np.isfinite(zero_tol) and zero_tol >= 0):
-        raise ValueError(f"zero_tol must be finite and >= 0, got {zero_tol!r}")
+    zero_tol = finite_scalar("zero_tol", zero_tol, lo=0)
     if kernel_width is not None:
-        kernel_width = _check_width(kernel_width)
+        kernel_width = positive_scalar("kernel_width", kernel_width)
     if grid is not None:
         grid = _check_grid(grid)
     seeds = slq_vector_seeds(seed, n_v)

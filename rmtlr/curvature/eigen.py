@@ -33,7 +33,7 @@ import torch
 from rmtlr.curvature.base import CurvatureOperator, as_operator
 from rmtlr.curvature.lanczos import working_dtype
 from rmtlr.progress import progress_bar
-from rmtlr.rmt.validation import integer, random_seed
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["EigenResult", "top_eigenpairs"]
 
@@ -263,8 +263,8 @@ def top_eigenpairs(op: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
     seed = random_seed("seed", seed, allow_none=True)
     if tol is None:
         tol = float(np.sqrt(torch.finfo(op.dtype).eps))
-    elif not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+    else:
+        tol = finite_scalar("tol", tol, lo=0)
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     Q, T, deflations, t_mv = _block_lanczos(op, n, b, gen, progress)
     theta, Y = np.linalg.eigh(T)

@@ -30,7 +30,7 @@ import torch
 
 from rmtlr.curvature.base import CurvatureOperator, as_operator
 from rmtlr.progress import progress_bar
-from rmtlr.rmt.validation import integer, random_seed
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["LanczosResult", "lanczos", "working_dtype"]
 
@@ -183,9 +183,8 @@ def lanczos(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: int, *
     seed = random_seed("seed", seed, allow_none=True)
     dtype, device = working_dtype(op.dtype), op.device
     eps = torch.finfo(dtype).eps
-    tol = 100 * eps if breakdown_tol is None else float(breakdown_tol)
-    if not tol >= 0:
-        raise ValueError(f"breakdown_tol must be >= 0, got {breakdown_tol}")
+    tol = (100 * eps if breakdown_tol is None
+           else finite_scalar("breakdown_tol", breakdown_tol, lo=0))
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
     def random_vector() -> torch.Tensor:
