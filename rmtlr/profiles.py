@@ -168,7 +168,8 @@ class Profile:
     TypeError
         If a field has the wrong type.
     ValueError
-        If ``name`` is not a profile name or a size is < 1.
+        If ``name`` is not a profile name or a size is not a whole number ≥ 1 (whole
+        floats such as ``40.0`` are stored as ints).
     """
 
     name: str
