@@ -91,7 +91,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
 
     # One-off costs out of the timings: allocator and kernel warm-up of a few training
-    # steps, and the operator's one-time choice of HVP method (cached per process).
+    # steps, and the operator's one-time choice of HVP method (cached per model).
     train_epoch(model, opt, x[:4 * B], y[:4 * B], B, gen)
     # (The cached choice is keyed on whether the data are one batch: pass two, like the subset.)
     HessianOperator(model, F.cross_entropy, subset[:2], bn_mode="frozen-train").matvec(

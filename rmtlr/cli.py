@@ -217,11 +217,10 @@ def _profile_and_device(a):
 
     An unusable ``--device`` (a typo, ``cuda`` without CUDA, ``meta``) is a ValueError.
     """
-    from rmtlr.profiles import get_profile
-    from rmtlr.validation import resolve_device
+    from rmtlr.profiles import get_profile, resolve_device
 
     prof = get_profile(a.profile)
-    dev = resolve_device(a.device, profile=prof if a.profile else None, argument="--device")
+    dev = resolve_device(a.device, profile=prof, argument="--device")
     return get_profile(prof.name, device=dev), dev
 
 

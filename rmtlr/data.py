@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import functools
 import io
-import math
-import numbers
 import os
 import shutil
 import tarfile
@@ -32,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["DATASET_NAMES", "LabelledSubset", "LabelledTensors", "cache_dir", "cifar",
            "cifar10_jpeg", "cifar10_subset", "default_num_workers", "gaussian_mixture", "load",
@@ -92,13 +92,6 @@ class LabelledSubset(Subset):
         self.num_classes = int(num_classes)
 
 
-def _check_int(name: str, value, lo: int) -> int:
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not math.isfinite(value) or int(value) != value or value < lo):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
 def gaussian_mixture(n: int = 4096, dim: int = 32, num_classes: int = 10,
                      separation: float = 1.0, seed: int = 0) -> LabelledTensors:
     r"""Gaussian-mixture classification (offline stand-in, after the paper's Sec. 13 task).
@@ -130,8 +123,11 @@ def gaussian_mixture(n: int = 4096, dim: int = 32, num_classes: int = 10,
 
     Raises
     ------
+    TypeError
+        If a size, ``separation`` or ``seed`` is not a real number (a string, a bool).
     ValueError
-        If a size is not an integer in range or ``separation`` is not finite and > 0.
+        If a size is not a whole number in range, ``separation`` is not finite and > 0,
+        or ``seed`` is not a whole number in [0, 2**63 − 1].
 
     Examples
     --------
@@ -139,11 +135,11 @@ def gaussian_mixture(n: int = 4096, dim: int = 32, num_classes: int = 10,
     >>> ds.tensors[0].shape, ds.num_classes
     (torch.Size([8, 2]), 3)
     """
-    n = _check_int("n", n, 1)
-    dim = _check_int("dim", dim, 1)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    if not (isinstance(separation, numbers.Real) and 0 < separation < math.inf):
-        raise ValueError(f"separation must be a finite number > 0, got {separation!r}")
+    n = integer("n", n, lo=1)
+    dim = integer("dim", dim, lo=1)
+    num_classes = integer("num_classes", num_classes, lo=2)
+    separation = finite_scalar("separation", separation, lo=0, lo_open=True)
+    seed = random_seed("seed", seed)
     means = separation * torch.randn(num_classes, dim,
                                      generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed * 1_000_003 + n)
@@ -183,13 +179,16 @@ def synthetic_images(n: int = 5000, num_classes: int = 100, noise: float = 1.0,
 
     Raises
     ------
+    TypeError
+        If a size, ``noise`` or ``seed`` is not a real number (a string, a bool).
     ValueError
-        If a size is not an integer in range or ``noise`` is not finite and ≥ 0.
+        If a size is not a whole number in range, ``noise`` is not finite and ≥ 0, or
+        ``seed`` is not a whole number in [0, 2**63 − 1].
     """
-    n = _check_int("n", n, 1)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    if not (isinstance(noise, numbers.Real) and 0 <= noise < math.inf):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    n = integer("n", n, lo=1)
+    num_classes = integer("num_classes", num_classes, lo=2)
+    noise = finite_scalar("noise", noise, lo=0)
+    seed = random_seed("seed", seed)
     coarse = torch.randn(num_classes, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
     templates = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear",
                                                 align_corners=False)
@@ -288,20 +287,24 @@ def cifar10_subset(split: str = "train", per_class: int | None = None, *, seed: 
 
     Raises
     ------
+    TypeError
+        If ``per_class``, ``seed`` or ``val_fraction`` is not a real number.
     ValueError
-        If ``split`` is unknown, ``val_fraction`` is not in (0, 1) or ``per_class`` is
-        not an integer in [2, 1000] (train/val) or [2, 200] (test).
+        If ``split`` is unknown, ``val_fraction`` is not in (0, 1), ``per_class`` is
+        not a whole number in [2, 1000] (train/val) or [2, 200] (test), or ``seed`` is
+        out of range.
     FileNotFoundError
         If the shipped archive is missing from the installation.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    if not (isinstance(val_fraction, numbers.Real) and 0 < val_fraction < 1):
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    val_fraction = finite_scalar("val_fraction", val_fraction, lo=0, hi=1, lo_open=True,
+                                 hi_open=True)
+    seed = random_seed("seed", seed)
     folder = "test" if split == "test" else "train"
     limit = 200 if folder == "test" else 1000
     if per_class is not None:
-        per_class = _check_int("per_class", per_class, 2)
+        per_class = integer("per_class", per_class, lo=2)
         if per_class > limit:
             raise ValueError(f"per_class must be <= {limit} for the {folder} images of the "
                              f"shipped subset, got {per_class}")
@@ -377,8 +380,11 @@ def train_val_split(n: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
     Raises
     ------
+    TypeError
+        If ``n``, ``n_val`` or ``seed`` is not a real number.
     ValueError
-        If ``n`` or ``n_val`` is not an integer in range.
+        If ``n`` or ``n_val`` is not a whole number in range (2 ≤ n, 1 ≤ n_val < n), or
+        ``seed`` is out of range.
 
     Examples
     --------
@@ -386,8 +392,9 @@ def train_val_split(n: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, np.n
     >>> len(train), len(val), sorted([*train, *val]) == list(range(10))
     (7, 3, True)
     """
-    n = _check_int("n", n, 2)
-    n_val = _check_int("n_val", n_val, 1)
+    n = integer("n", n, lo=2)
+    n_val = integer("n_val", n_val, lo=1)
+    seed = random_seed("seed", seed)
     if n_val >= n:
         raise ValueError(f"n_val must be < n = {n}, got {n_val}")
     perm = np.random.default_rng(seed).permutation(n)
@@ -439,8 +446,11 @@ def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: 
 
     Raises
     ------
+    TypeError
+        If ``per_class``, ``seed`` or ``val_fraction`` is not a real number.
     ValueError
-        If ``split`` is unknown, ``per_class`` is not an integer ≥ 2, or ``augment`` is
+        If ``split`` is unknown, ``per_class`` is not a whole number ≥ 2,
+        ``val_fraction`` is not in (0, 1), ``seed`` is out of range, or ``augment`` is
         asked for in memory.
     FileNotFoundError
         If no archive is named or it does not exist.
@@ -449,8 +459,11 @@ def cifar10_jpeg(split: str = "train", per_class: int | None = None, in_memory: 
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    val_fraction = finite_scalar("val_fraction", val_fraction, lo=0, hi=1, lo_open=True,
+                                 hi_open=True)
+    seed = random_seed("seed", seed)
     if per_class is not None:
-        per_class = _check_int("per_class", per_class, 2)
+        per_class = integer("per_class", per_class, lo=2)
     if augment and in_memory:
         raise ValueError("augment=True needs in_memory=False (augmentation is applied lazily)")
     root = _extract_jpeg(_jpeg_archive(path), per_class)
@@ -562,9 +575,11 @@ def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0
 
     Raises
     ------
+    TypeError
+        If ``n`` is not a real number.
     ValueError
-        If ``name`` or ``split`` is unknown, or ``n`` is not an integer ≥ 1 or is given
-        for a real data set.
+        If ``name`` or ``split`` is unknown, or ``n`` is not a whole number ≥ 1 or is
+        given for a real data set.
 
     Examples
     --------
@@ -577,7 +592,7 @@ def load(name: str, split: str = "train", *, n: int | None = None, seed: int = 0
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     if n is not None:
-        n = _check_int("n", n, 1)
+        n = integer("n", n, lo=1)
         if key not in ("gaussian_mixture", "synthetic_images"):
             # The real sets (and 'images', which may resolve to one) would silently ignore n.
             raise ValueError(f"n sets the size of the stand-ins only; for {name!r} pass "
@@ -644,13 +659,19 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: i
 
     Raises
     ------
+    TypeError
+        If ``batch_size``, ``seed`` or ``num_workers`` is not a real number.
     ValueError
-        If ``batch_size`` is not an integer in range.
+        If ``batch_size`` is not a whole number in [1, len(dataset)], ``seed`` is out of
+        range, or ``num_workers`` is negative or fractional.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = integer("batch_size", batch_size, lo=1)
     if batch_size > len(dataset):
-        raise ValueError(f"batch_size must be <= the data set size N = {len(dataset)}, got {batch_size}")
-    workers = default_num_workers(dataset) if num_workers is None else num_workers
+        raise ValueError(f"batch_size must be <= the data set size N = {len(dataset)}, got "
+                         f"{batch_size}")
+    seed = random_seed("seed", seed)
+    workers = (default_num_workers(dataset) if num_workers is None
+               else integer("num_workers", num_workers, lo=0))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=workers, generator=torch.Generator().manual_seed(seed),
                       pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)

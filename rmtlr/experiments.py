@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Iterable
@@ -35,12 +34,12 @@ from torch import nn
 
 from rmtlr import data as rdata
 from rmtlr import models
-from rmtlr.profiles import get_profile
+from rmtlr.profiles import get_profile, resolve_device
 from rmtlr.results import ResultsFile, data_id, provenance, results_dir, run_key
 from rmtlr.rmt.batch import batch_outlier
 from rmtlr.rmt.ggn import ggn_batch_outlier
+from rmtlr.rmt.validation import integer, positive_scalar, random_seed
 from rmtlr.train import TrainConfig, eq23_lr, num_classes_of, train
-from rmtlr.validation import as_count, as_seed, resolve_device
 
 # results_dir is re-exported: the chapters find it here, next to the experiments.
 __all__ = ["CURVATURES", "PAPER_ACCURACY", "PAPER_RULES", "PAPER_SPECTRA", "checkpoint_path",
@@ -111,7 +110,7 @@ def _save_atomic(obj: dict, path: Path) -> None:
 
 def _epoch_list(epochs: Iterable[int], last: int, name: str) -> list[int]:
     try:
-        out = sorted({as_count(e, f"each of {name}", lo=0) for e in epochs})
+        out = sorted({integer(f"each of {name}", e, lo=0) for e in epochs})
     except TypeError as err:
         raise ValueError(f"{name} must be a non-empty list of integers in [0, {last}], "
                          f"got {epochs!r}") from err
@@ -143,8 +142,10 @@ def train_with_checkpoints(cfg: TrainConfig, save_epochs: Iterable[int],
         Epochs after which to keep the weights, in [0, cfg.epochs]; 0 is the initial weights.
     root : str or os.PathLike
         The results folder (:func:`checkpoint_path`).
-    train_set, val_set : torch.utils.data.Dataset, optional
-        Default: ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``; no validation.
+    train_set : torch.utils.data.Dataset, optional
+        The training data (default: ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``).
+    val_set : torch.utils.data.Dataset, optional
+        Held-out data evaluated after each epoch (default: none).
     device : str or torch.device, optional
         Default: the profile's.
 
@@ -281,12 +282,12 @@ def ggn_prediction(lam1_full: float, *, P: float, B: float, N: float,
 
     Raises
     ------
+    TypeError
+        If ``noise_var`` is not a real number.
     ValueError
         If ``noise_var`` is not finite and > 0.
     """
-    if not (isinstance(noise_var, (int, float, np.floating)) and math.isfinite(noise_var)
-            and noise_var > 0):
-        raise ValueError(f"noise_var must be finite and > 0, got {noise_var!r}")
+    noise_var = positive_scalar("noise_var", noise_var)
     lam = max(float(lam1_full), float(noise_var))
     return float(ggn_batch_outlier(lam, P=P, B=B, N=N, noise_var=noise_var, finite_N=P <= N))
 
@@ -382,19 +383,18 @@ def spectrum_at(model: nn.Module, train_set: Any, *, batch_size: int = 128,
         raise ValueError(f"curvatures must be a non-empty subset of {CURVATURES}, "
                          f"got {curvatures!r}")
     n_all = len(train_set)
-    N = n_all if full_samples is None else as_count(full_samples, "full_samples", lo=2)
-    if not 2 <= N <= n_all:
-        raise ValueError(f"full_samples must be in [2, {n_all}] (the data set size), "
-                         f"got {full_samples!r}")
-    batch_size = as_count(batch_size, f"batch_size (in [1, N={N}))")
-    if batch_size >= N:
-        raise ValueError(f"batch_size must be an integer in [1, N={N}), got {batch_size!r}")
-    num_batches = as_count(num_batches, "num_batches")
-    lanczos_steps = as_count(lanczos_steps, "lanczos_steps")
-    slq_vectors = as_count(slq_vectors, "slq_vectors")
-    variance_vectors = as_count(variance_vectors, "variance_vectors", lo=2)
-    chunk = as_count(chunk, "chunk")
-    seed = as_seed(seed)
+    if n_all < 2:
+        raise ValueError(f"train_set must hold at least 2 samples, got {n_all}")
+    # Upper bounds: the data set's size, and a batch smaller than the full data set N.
+    N = n_all if full_samples is None else integer("full_samples", full_samples, lo=2,
+                                                   hi=n_all)
+    batch_size = integer("batch_size", batch_size, hi=N - 1)
+    num_batches = integer("num_batches", num_batches)
+    lanczos_steps = integer("lanczos_steps", lanczos_steps)
+    slq_vectors = integer("slq_vectors", slq_vectors)
+    variance_vectors = integer("variance_vectors", variance_vectors, lo=2)
+    chunk = integer("chunk", chunk)
+    seed = random_seed("seed", seed)
     device = next(model.parameters()).device if device is None else resolve_device(device)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -458,8 +458,10 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
         Checkpoints to measure at, in [0, cfg.epochs] (0: at initialisation).
     results : str or os.PathLike
         The results folder.
-    train_set, val_set : torch.utils.data.Dataset, optional
-        Default: ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``; no validation.
+    train_set : torch.utils.data.Dataset, optional
+        The training data (default: ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``).
+    val_set : torch.utils.data.Dataset, optional
+        Held-out data evaluated after each epoch (default: none).
     spectra_set : torch.utils.data.Dataset, optional
         The data the curvature is measured on (default ``train_set``): pass the training
         images without augmentation when training augments them, so that every product
@@ -498,8 +500,8 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
     store = ResultsFile(results / "spectra.jsonl")
     store.check_writable()
     store.records()  # a corrupt file fails now, not after training
-    prof_name = get_profile(profile).name
-    device = resolve_device(device, profile=profile)
+    prof = get_profile(profile, device=device)  # checks device; warns at most once
+    prof_name, device = prof.name, prof.device
     config = cfg.to_dict()
     try:
         kw_key = json.loads(json.dumps(spectra_kw, sort_keys=True, allow_nan=False))

@@ -19,16 +19,19 @@ sets α and ρ from them, instead of tuning them on a grid.
 from __future__ import annotations
 
 import math
-import numbers
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from rmtlr.curvature import BN_MODES, HessianOperator, lanczos
+from rmtlr.rmt.validation import MAX_SEED, integer, random_seed
 
 __all__ = ["FORMS", "VARIANTS", "LanczosLearner", "LearnerRecord", "LrMomentum",
            "lr_momentum_from_ritz"]
@@ -39,7 +42,7 @@ VARIANTS = ("polyak", "nesterov")
 FORMS = ("printed", "classical")
 
 
-def _frozen_array(values) -> np.ndarray:
+def _frozen_array(values: ArrayLike) -> np.ndarray:
     a = np.array(values, dtype=np.float64)
     a.setflags(write=False)
     return a
@@ -85,13 +88,13 @@ class LrMomentum:
         return self.lam_max / self.lam_min
 
 
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
 
 
-def _as_vector(name: str, values) -> np.ndarray:
+def _as_vector(name: str, values: ArrayLike | torch.Tensor) -> np.ndarray:
     try:
         a = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values,
                        dtype=np.float64)
@@ -106,7 +109,8 @@ def _as_vector(name: str, values) -> np.ndarray:
     return a
 
 
-def lr_momentum_from_ritz(ritz_values, ritz_weights, *, variant: str,
+def lr_momentum_from_ritz(ritz_values: ArrayLike | torch.Tensor,
+                          ritz_weights: ArrayLike | torch.Tensor, *, variant: str,
                           form: str) -> LrMomentum:
     r"""Learning rate α and momentum ρ from Lanczos Ritz values (Granziol et al. 2022, Sec. 10.2).
 
@@ -269,7 +273,15 @@ class LearnerRecord:
         return self.result.momentum
 
     def as_dict(self) -> dict:
-        """The record as plain JSON-serialisable types."""
+        """Return the record as plain JSON-serialisable types.
+
+        Returns
+        -------
+        dict
+            ``epoch``, ``seed``, ``ritz_values``, ``ritz_weights`` (lists), ``lr``,
+            ``momentum``, ``lam_max``, ``lam_min``, ``dropped_values``,
+            ``dropped_weights``, ``variant``, ``form`` and ``seconds``.
+        """
         r = self.result
         return {"epoch": self.epoch, "seed": self.seed,
                 "ritz_values": self.ritz_values.tolist(),
@@ -278,12 +290,6 @@ class LearnerRecord:
                 "dropped_values": r.dropped_values.tolist(),
                 "dropped_weights": r.dropped_weights.tolist(), "variant": r.variant,
                 "form": r.form, "seconds": self.seconds}
-
-
-def _check_count(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
 
 
 class LanczosLearner:
@@ -352,7 +358,7 @@ class LanczosLearner:
         The formulas of :func:`lr_momentum_from_ritz`.
     seed : int
         Estimate k (k = 0, 1, …) starts Lanczos from the Gaussian vector of seed
-        ``seed + k``, a fresh direction each time, reproducible.
+        ``seed + k`` (modulo 2**63), a fresh direction each time, reproducible.
     bn_mode : {"frozen-train", "eval"}
         BatchNorm treatment of the Hessian (see above).
     swa_start : int, optional
@@ -365,9 +371,9 @@ class LanczosLearner:
     ------
     TypeError
         If ``optimizer`` is not a :class:`torch.optim.SGD`, ``model`` not a module, or
-        ``seed`` not an integer.
+        a count or ``seed`` not a number.
     ValueError
-        For counts out of range, an unknown variant, form or BatchNorm mode, a param group
+        For counts or ``seed`` not whole numbers in range, an unknown variant, form or BatchNorm mode, a param group
         with ``dampening`` ≠ 0, optimiser parameters that are not the model's, or (from the
         first estimate) an estimate :func:`lr_momentum_from_ritz` rejects.
 
@@ -396,7 +402,8 @@ class LanczosLearner:
         The iterate average, once ``swa_start`` is reached.
     """
 
-    def __init__(self, optimizer: torch.optim.SGD, model: nn.Module, loss_fn, data, *,
+    def __init__(self, optimizer: torch.optim.SGD, model: nn.Module,
+                 loss_fn: Callable[..., torch.Tensor], data: Any, *,
                  every_epochs: int = 20, num_steps: int = 20, variant: str = "nesterov",
                  form: str = "classical", seed: int = 0, bn_mode: str = "frozen-train",
                  swa_start: int | None = None, progress: bool | None = None):
@@ -410,15 +417,13 @@ class LanczosLearner:
                 raise ValueError(f"param group {i} has dampening={group['dampening']}; the "
                                  "learner needs dampening=0 (then lr and momentum are the "
                                  "heavy ball's alpha and rho)")
-        self.every_epochs = _check_count("every_epochs", every_epochs, 1)
-        self.num_steps = _check_count("num_steps", num_steps, 1)
+        self.every_epochs = integer("every_epochs", every_epochs)
+        self.num_steps = integer("num_steps", num_steps)
         self.variant = _check_choice("variant", variant, VARIANTS)
         self.form = _check_choice("form", form, FORMS)
         self.bn_mode = _check_choice("bn_mode", bn_mode, BN_MODES)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
-        self.seed = int(seed)
-        self.swa_start = None if swa_start is None else _check_count("swa_start", swa_start, 0)
+        self.seed = random_seed("seed", seed)
+        self.swa_start = None if swa_start is None else integer("swa_start", swa_start, lo=0)
         self.optimizer, self.model, self.loss_fn, self.data = optimizer, model, loss_fn, data
         self.progress = progress
         self.records: list[LearnerRecord] = []
@@ -447,7 +452,7 @@ class LanczosLearner:
             keeps its previous lr and momentum and no record is added.
         """
         t0 = time.perf_counter()
-        seed = self.seed + len(self.records)
+        seed = (self.seed + len(self.records)) % (MAX_SEED + 1)
         op = HessianOperator(self.model, self.loss_fn, self.data, params=self._params,
                              bn_mode=self.bn_mode)
         res = lanczos(op, self.num_steps, seed=seed, progress=self.progress)
@@ -486,7 +491,7 @@ class LanczosLearner:
         ValueError
             If ``epoch`` is not an integer >= 0, or as :meth:`estimate`.
         """
-        epoch = _check_count("epoch", epoch, 0)
+        epoch = integer("epoch", epoch, lo=0)
         if self.swa_start is not None and epoch >= self.swa_start:
             if self.averaged_model is None:
                 self.averaged_model = AveragedModel(self.model)

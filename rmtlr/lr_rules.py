@@ -12,9 +12,9 @@ rule object it gives is a frozen, callable dataclass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from rmtlr.rmt.validation import finite_scalar, positive_scalar
 from rmtlr.scaling import linear_rule, sqrt_rule
 
 __all__ = ["LR_RULE_KINDS", "LRRule", "lr_rule_from_spec"]
@@ -52,17 +52,32 @@ class LRRule:
                 if v is not None:
                     raise ValueError(f"a const rule has no B0, got B0={v!r}")
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                    math.isfinite(v) and v > 0):
-                raise ValueError(f"lr rule {self.kind}: {name} must be a finite number > 0, "
-                                 f"got {v!r}")
+            object.__setattr__(self, name, finite_scalar(f"lr rule {self.kind}: {name}", v,
+                                                         lo=0, lo_open=True))
 
     def __call__(self, B: float) -> float:
-        """Return α(B) for a batch size B > 0."""
+        """Return α(B) for a batch size B > 0.
+
+        Parameters
+        ----------
+        B : float
+            The batch size, finite and > 0.
+
+        Returns
+        -------
+        float
+            The learning rate α(B).
+
+        Raises
+        ------
+        TypeError
+            If ``B`` is not a real number.
+        ValueError
+            If ``B`` is not finite and > 0.
+        """
         if self.kind == "const":
-            if isinstance(B, bool) or not isinstance(B, (int, float)) or not B > 0:
-                raise ValueError(f"B (batch size) must be a number > 0, got {B!r}")
-            return float(self.alpha0)
+            positive_scalar("B (batch size)", B)
+            return self.alpha0
         rule = linear_rule if self.kind == "linear" else sqrt_rule
         return float(rule(B, alpha0=self.alpha0, B0=self.B0))
 

@@ -27,7 +27,7 @@ import contextlib
 import copy
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,20 +36,28 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from rmtlr.curvature import model_state_preserved
+from rmtlr.profiles import resolve_device
 from rmtlr.progress import progress_bar
+from rmtlr.rmt.validation import integer
 
-__all__ = ["FlatLoss", "GradientNoiseScale", "gradient_noise_scale", "iter_batches"]
+__all__ = ["Batch", "FlatLoss", "GradientNoiseScale", "LossFn", "gradient_noise_scale",
+           "iter_batches"]
+
+#: One batch: inputs and targets with the samples along the first axis.
+Batch = tuple[torch.Tensor, torch.Tensor]
+#: A loss ``loss_fn(output, y)`` returning the mean over the batch as a 0-d tensor.
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Estimators of :func:`gradient_noise_scale`.
 METHODS = ("exact", "two-batch")
 
 
-def _is_pair(data) -> bool:
+def _is_pair(data: object) -> bool:
     return (isinstance(data, (tuple, list)) and len(data) == 2
             and all(isinstance(t, torch.Tensor) for t in data))
 
 
-def iter_batches(data) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iter_batches(data: Batch | Iterable[Batch]) -> Iterator[Batch]:
     """Yield the ``(x, y)`` batches of ``data``: one batch, a list of batches or a loader.
 
     Parameters
@@ -118,13 +126,14 @@ class FlatLoss:
     Raises
     ------
     TypeError
-        If ``model`` is not a module, ``loss_fn`` is not callable or ``dtype`` is not a
-        floating dtype.
+        If ``model`` is not a module, ``loss_fn`` is not callable, ``dtype`` is not a
+        floating dtype or ``device`` not a device.
     ValueError
-        If the model has no trainable parameters or holds non-finite values.
+        If the model has no trainable parameters or holds non-finite values, or
+        ``device`` is not usable here (:func:`rmtlr.profiles.resolve_device`).
     """
 
-    def __init__(self, model: nn.Module, loss_fn, *, dtype: torch.dtype | None = None,
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -138,7 +147,7 @@ class FlatLoss:
         self.dtype = dtype if dtype is not None else ref.dtype
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch dtype, got {self.dtype}")
-        self.device = torch.device(device) if device is not None else ref.device
+        self.device = resolve_device(device) if device is not None else ref.device
         self.model = model
         self.names = [k for k, _ in trainable]
         self.shapes = [p.shape for _, p in trainable]
@@ -161,21 +170,66 @@ class FlatLoss:
         self.loss_fn = loss_fn
 
     def params(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return the parameter dict of ``functional_call`` for the flat vector ``w``."""
+        """Return the parameter dict of ``functional_call`` for the flat vector ``w``.
+
+        Parameters
+        ----------
+        w : torch.Tensor
+            A flat vector of length :attr:`P` (the trainable parameters in order).
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            Every parameter and buffer of the model by name: the trainable ones as views
+            into ``w``, the others the fixed copies made at construction.
+        """
         out = dict(self.constants)
         for k, s, piece in zip(self.names, self.shapes, torch.split(w, self.numels)):
             out[k] = piece.view(s)
         return out
 
     def __call__(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``loss_fn(f_w(x), y)`` for the batch ``(x, y)``."""
+        """Return ``loss_fn(f_w(x), y)`` for the batch ``(x, y)``.
+
+        Parameters
+        ----------
+        w : torch.Tensor
+            The flat parameter vector.
+        x : torch.Tensor
+            The batch's inputs (prepared by :meth:`prepare`).
+        y : torch.Tensor
+            The batch's targets.
+
+        Returns
+        -------
+        torch.Tensor
+            The 0-d loss, differentiable in ``w``.
+
+        Raises
+        ------
+        ValueError
+            If ``loss_fn`` does not return a scalar tensor.
+        """
         loss = self.loss_fn(functional_call(self.model, self.params(w), (x,)), y)
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             raise ValueError("loss_fn must return a scalar (the mean over the batch)")
         return loss
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x, y)`` on the computation's device, floating tensors in its dtype."""
+        """Move a batch to the computation's device, floating tensors to its dtype.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs.
+        y : torch.Tensor
+            Targets (integer class labels keep their dtype).
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(x, y)`` ready for :meth:`__call__`.
+        """
         x, y = x.to(self.device), y.to(self.device)
         if x.is_floating_point():
             x = x.to(self.dtype)
@@ -185,7 +239,14 @@ class FlatLoss:
 
     @contextlib.contextmanager
     def evaluation(self) -> Iterator[None]:
-        """Context: the model in eval mode; its train flags, buffers and grads restored after."""
+        """Put the model in eval mode for the block; restore its flags, buffers and grads after.
+
+        Yields
+        ------
+        None
+            Nothing: the block runs with the model in eval mode
+            (``with flat.evaluation(): ...``).
+        """
         with model_state_preserved(self.model):
             self.model.eval()
             yield
@@ -196,7 +257,22 @@ class FlatLoss:
 
         Per-sample (or per-group) quantities are only those of the mean loss when
         ``loss_fn`` averages over samples; a sum, or class weights that normalise by the
-        batch's total weight, would silently change every result.
+        batch's total weight, would silently change every result. The two must agree to
+        √ε of the dtype, relative.
+
+        Parameters
+        ----------
+        group_losses : torch.Tensor
+            The losses of equal groups (or single samples) that make up the batch.
+        x : torch.Tensor
+            The whole batch's inputs.
+        y : torch.Tensor
+            The whole batch's targets.
+
+        Raises
+        ------
+        ValueError
+            If the batch's loss differs from the mean of ``group_losses``.
         """
         whole = float(self(self.w, x, y))
         mean = float(group_losses.double().mean())
@@ -294,13 +370,8 @@ def _ratio(trace_sigma: float, grad_norm2: float) -> float:
     return math.inf
 
 
-def _positive_int(name: str, value, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
-def gradient_noise_scale(model: nn.Module, loss_fn, data, *, method: str = "exact",
+def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, data: Batch | Iterable[Batch], *,
+                         method: str = "exact",
                          small_batch_size: int | None = None, N: float = math.inf,
                          chunk_size: int = 256, dtype: torch.dtype | None = None,
                          device: torch.device | str | None = None,
@@ -369,11 +440,13 @@ def gradient_noise_scale(model: nn.Module, loss_fn, data, *, method: str = "exac
     ------
     ValueError
         For an unknown ``method``; for ``small_batch_size`` or ``N`` where they do not apply
-        or out of range; for a batch whose size is not a multiple of ``small_batch_size``
-        (or is less than twice it, or exceeds ``N``); for empty data; for a ``loss_fn`` that
-        is not the mean of per-sample losses; for non-finite gradients.
+        or out of range (fractional included); for a batch whose size is not a multiple of
+        ``small_batch_size`` (or is less than twice it, or exceeds ``N``); for empty data;
+        for a ``loss_fn`` that is not the mean of per-sample losses; for non-finite
+        gradients; for an unusable ``device``.
     TypeError
-        For a ``model``, ``loss_fn`` or ``data`` of the wrong type.
+        For a ``model``, ``loss_fn`` or ``data`` of the wrong type, or a count that is not
+        a number.
 
     Examples
     --------
@@ -393,7 +466,7 @@ def gradient_noise_scale(model: nn.Module, loss_fn, data, *, method: str = "exac
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    chunk_size = _positive_int("chunk_size", chunk_size)
+    chunk_size = integer("chunk_size", chunk_size)
     if method == "exact":
         if small_batch_size is not None:
             raise ValueError("small_batch_size applies to method='two-batch' only")
@@ -403,10 +476,9 @@ def gradient_noise_scale(model: nn.Module, loss_fn, data, *, method: str = "exac
     else:
         if small_batch_size is None:
             raise ValueError("method='two-batch' needs small_batch_size (B_small)")
-        small_batch_size = _positive_int("small_batch_size", small_batch_size)
-        if not (isinstance(N, (int, float, np.integer, np.floating)) and not isinstance(N, bool)
-                and (N == math.inf or (float(N).is_integer() and N >= 2))):
-            raise ValueError(f"N must be an integer >= 2 or math.inf, got {N!r}")
+        small_batch_size = integer("small_batch_size", small_batch_size)
+        if not (isinstance(N, float) and N == math.inf):
+            N = integer("N (number of samples; math.inf for independent draws)", N, lo=2)
     flat = FlatLoss(model, loss_fn, dtype=dtype, device=device)
     batches = progress_bar(iter_batches(data), desc="gradient noise scale", progress=progress)
     with flat.evaluation():

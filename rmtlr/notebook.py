@@ -12,11 +12,13 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import matplotlib.figure
 import numpy as np
 import torch
 
 from rmtlr import plotting
 from rmtlr.profiles import Profile, get_profile
+from rmtlr.rmt.validation import integer, random_seed
 
 __all__ = ["figure", "glue", "start", "verdict"]
 
@@ -38,14 +40,21 @@ def start(*, seed: int = 0, threads: int | None = None) -> Profile:
     Profile
         The active profile (:func:`rmtlr.profiles.get_profile`), whose ``describe()`` line is
         printed, as the first output of every chapter.
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` or ``threads`` is not a number.
+    ValueError
+        If ``seed`` is not a whole number in [0, 2**63 − 1] or ``threads`` not one ≥ 1,
+        or ``RMTLR_PROFILE`` names no profile (:func:`rmtlr.profiles.get_profile`).
     """
     prof = get_profile()
+    seed = random_seed("seed", seed)
     if threads is None and prof.name == "quick" and prof.device.type == "cpu":
         threads = 1
     if threads is not None:
-        if not (isinstance(threads, int) and threads >= 1):
-            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(integer("threads", threads))
     torch.manual_seed(seed)
     plotting.use_style()
     print(prof.describe())
@@ -77,9 +86,18 @@ def glue(name: str, value: Any, *, display: bool = False) -> Any:
     -------
     Any
         ``value``, so that ``x = glue("name", compute())`` reads naturally.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If ``name`` is empty.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if not name:
+        raise ValueError("name must be a non-empty string, got ''")
     stored = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
     if isinstance(stored, numbers.Real) and not isinstance(stored, bool):
         stored = float(stored) if not isinstance(stored, int) else stored
@@ -91,7 +109,7 @@ def glue(name: str, value: Any, *, display: bool = False) -> Any:
     return value
 
 
-def figure(name: str, fig) -> None:
+def figure(name: str, fig: matplotlib.figure.Figure) -> None:
     """Show a figure under its cell and store it for a numbered, captioned ``{glue:figure}``.
 
     The figure is closed afterwards so the inline backend does not draw it a second time.

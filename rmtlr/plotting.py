@@ -10,10 +10,13 @@ data, which profile, network and data produced a figure.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+
+from rmtlr.rmt.validation import integer
 
 #: Okabe & Ito (2008) colour-blind-safe palette, in the order the book uses it.
 PALETTE = {
@@ -86,7 +89,7 @@ def _inline_in_notebook() -> None:
 
 
 def subplots(ncols: int = 1, nrows: int = 1, *, height: float | None = None,
-             **kw) -> tuple[plt.Figure, np.ndarray | plt.Axes]:
+             **kw: Any) -> tuple[plt.Figure, np.ndarray | plt.Axes]:
     """Make a figure of ``nrows`` × ``ncols`` panels sized for the book's text column.
 
     At most two panels per row: more would shrink labels below a readable size at 100 %
@@ -110,20 +113,27 @@ def subplots(ncols: int = 1, nrows: int = 1, *, height: float | None = None,
 
     Raises
     ------
+    TypeError
+        If ``nrows`` is not a number.
     ValueError
-        If ``ncols`` is not 1 or 2, or ``nrows`` < 1.
+        If ``ncols`` is not 1 or 2, or ``nrows`` is not a whole number ≥ 1.
     """
     if ncols not in (1, 2):
         raise ValueError(f"ncols must be 1 or 2 (panels per row at page width), got {ncols!r}")
-    if not (isinstance(nrows, int) and nrows >= 1):
-        raise ValueError(f"nrows must be an integer >= 1, got {nrows!r}")
+    nrows = integer("nrows", nrows)
     row = height if height is not None else (4.0 if ncols == nrows == 1 else ROW_HEIGHT)
     kw.setdefault("layout", "constrained")
     return plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH, row * nrows), **kw)
 
 
 def colors() -> Iterator[str]:
-    """Cycle through the palette (for many curves, e.g. one per batch size)."""
+    """Cycle through the palette (for many curves, e.g. one per batch size).
+
+    Yields
+    ------
+    str
+        The palette's colours in order, from the start again after the last.
+    """
     while True:
         yield from PALETTE.values()
 

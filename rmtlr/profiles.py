@@ -30,9 +30,10 @@ from typing import Any
 
 import torch
 
-from rmtlr.rmt.validation import positive_int
+from rmtlr.rmt.validation import integer
 
-__all__ = ["PROFILE_NAMES", "Profile", "ProfileWarning", "default_device", "get_profile"]
+__all__ = ["PROFILE_NAMES", "Profile", "ProfileWarning", "default_device", "get_profile",
+           "resolve_device"]
 
 #: The profile names :func:`get_profile` accepts.
 PROFILE_NAMES = ("quick", "gpu", "full")
@@ -59,32 +60,96 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _check_device(device: str | torch.device) -> torch.device:
-    """Return ``device`` if this machine can compute on it, else raise naming why."""
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string or a torch.device, got {device!r}")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(
-            f"device {device!r} is not a device name torch knows (use 'cpu', 'cuda', "
-            "'cuda:1' or 'mps')"
-        ) from None
-    if dev.type == "cuda":
+def _usable(device: torch.device, what: str) -> torch.device:
+    """Return ``device`` if this machine can compute on it, else a ValueError naming why."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{what} {str(device)!r} is not usable here: {why}")
+
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} needs CUDA, which is not available here; "
-                             "use 'cpu'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
+            raise refuse("CUDA is not available on this machine; use 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise refuse(f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(f"device {device!r} needs Apple MPS, which is not available here")
-    elif dev.type != "cpu":
-        raise ValueError(f"device {device!r} cannot run the computations (it holds no data "
-                         "or is not supported); use 'cpu', 'cuda' or 'mps'")
-    return dev
+            raise refuse("it needs Apple MPS, which is not available on this machine")
+    elif device.type == "meta":
+        raise refuse("'meta' tensors hold no data, so it cannot run the computations; use "
+                     "'cpu', 'cuda' or 'mps'")
+    elif device.type != "cpu":
+        try:  # another backend (xpu, ...): usable if it holds a tensor
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as err:  # "not compiled with ..." is an assert
+            raise refuse(str(err)) from None
+    return device
+
+
+def resolve_device(device: str | torch.device | None = None, *,
+                   profile: str | Profile | None = None,
+                   argument: str = "device") -> torch.device:
+    """Return a device this machine can compute on: ``device``, or the profile's.
+
+    The one place where :mod:`rmtlr` checks devices: profiles, training, sweeps,
+    curvature operators and the command line all call it, so a bad device fails the same
+    way everywhere, before any work starts.
+
+    Parameters
+    ----------
+    device : str or torch.device or None, optional
+        E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; None: the profile's device.
+    profile : str or Profile or None, optional
+        The profile whose device is the default (default: the active one,
+        :func:`get_profile`). Only consulted when ``device`` is None.
+    argument : str
+        The argument's name, for the error message (e.g. ``"--device"``).
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    TypeError
+        If ``device`` is neither None, a string nor a :class:`torch.device`.
+    ValueError
+        If the device is not a name torch knows (``"bogus"``), is not present on this
+        machine (``"cuda"`` without CUDA, a GPU index past the last one, ``"mps"``
+        without Apple MPS), or holds no data (``"meta"``).
+
+    Warns
+    -----
+    ProfileWarning
+        When ``device`` is None and the profile that decides it is ``gpu`` or ``full`` on a machine
+        without a GPU (see :func:`get_profile`). An explicit device never warns.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device(None, profile="quick")
+    device(type='cpu')
+    >>> resolve_device("bogus")
+    Traceback (most recent call last):
+        ...
+    ValueError: device 'bogus' is not usable here: not a device name torch knows (use 'cpu', 'cuda', 'cuda:1' or 'mps')
+    """
+    if device is None:
+        prof = profile if isinstance(profile, Profile) else get_profile(profile)
+        return _usable(prof.device, f"the {prof.name} profile's device")
+    if isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"{argument} {device!r} is not usable here: not a device name "
+                             "torch knows (use 'cpu', 'cuda', 'cuda:1' or 'mps')") from None
+    elif isinstance(device, torch.device):
+        dev = device
+    else:
+        raise TypeError(f"{argument} must be a string such as 'cpu' or 'cuda', or a "
+                        f"torch.device, got {device!r} ({type(device).__name__})")
+    return _usable(dev, argument)
 
 
 @dataclass(frozen=True)
@@ -113,7 +178,8 @@ class Profile:
     TypeError
         If a field has the wrong type.
     ValueError
-        If ``name`` is not a profile name or a size is < 1.
+        If ``name`` is not a profile name or a size is not a whole number ≥ 1 (whole
+        floats such as ``40.0`` are stored as ints).
     """
 
     name: str
@@ -130,13 +196,13 @@ class Profile:
             raise ValueError(f"name must be one of {PROFILE_NAMES}, got {self.name!r}")
         if not isinstance(self.device, torch.device):
             raise TypeError(f"device must be a torch.device, got {self.device!r}")
-        positive_int("lanczos_steps", self.lanczos_steps)
-        positive_int("slq_vectors", self.slq_vectors)
-        positive_int("seeds", self.seeds)
         if not isinstance(self.batch_sizes, tuple) or not self.batch_sizes:
             raise TypeError(f"batch_sizes must be a non-empty tuple, got {self.batch_sizes!r}")
-        for b in self.batch_sizes:
-            positive_int("batch_sizes entry", b)
+        # Whole floats (from JSON) are stored as ints: equal profiles compare equal.
+        for name in ("lanczos_steps", "slq_vectors", "seeds"):
+            object.__setattr__(self, name, integer(name, getattr(self, name)))
+        object.__setattr__(self, "batch_sizes",
+                           tuple(integer("batch_sizes entry", b) for b in self.batch_sizes))
         if not isinstance(self.offline, bool):
             raise TypeError(f"offline must be True or False, got {self.offline!r}")
 
@@ -235,7 +301,7 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
         raise ValueError(f"profile name must be one of {PROFILE_NAMES}, got {name!r} "
                          "(set RMTLR_PROFILE=quick, gpu or full)")
     if name == "quick":
-        dev = _check_device(device) if device is not None else torch.device("cpu")
+        dev = resolve_device(device) if device is not None else torch.device("cpu")
         return Profile(
             name="quick",
             device=dev,
@@ -245,14 +311,17 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
             seeds=1,
             offline=True,
         )
-    dev = _check_device(device) if device is not None else default_device()
-    if device is None and dev.type == "cpu":
-        source = f"RMTLR_PROFILE={name}" if from_env else f"profile {name!r}"
+    if device is not None:
+        return Profile(name=name, device=resolve_device(device))
+    dev = _usable(default_device(), f"the {name} profile's device")
+    if dev.type == "cpu":
+        source = (f"profile {name!r} (set by RMTLR_PROFILE={name} in the environment)"
+                  if from_env else f"profile {name!r}")
         scale = "about 30 GPU-minutes" if name == "gpu" else "hours to days on a GPU"
         warnings.warn(
             f"{source} asks for runs of {scale} per heavy chapter, but no GPU is "
-            "available, so they would run on the CPU. Use RMTLR_PROFILE=quick (minutes on "
-            "a CPU), or run on a machine with CUDA.",
+            "available, so they would run on the CPU. Use RMTLR_PROFILE=quick or --profile "
+            "quick (minutes on a CPU), or run on a machine with CUDA.",
             ProfileWarning,
             stacklevel=2,
         )

@@ -605,6 +605,11 @@ class ResultsFile:
             True if this process holds the claim; False (``wait=False`` only) if another
             live process does.
 
+        Raises
+        ------
+        ValueError
+            If ``key`` is not a non-empty string.
+
         Notes
         -----
         The claim is an exclusive ``flock`` on ``<file>.claims/<key>.lock``; the kernel

@@ -13,7 +13,7 @@ r"""Curvature as SGD meets it: batch sharpness, and the exact mean-square stabil
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +24,10 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from rmtlr.curvature import HessianOperator
-from rmtlr.noise_scale import FlatLoss, iter_batches
+from rmtlr.noise_scale import Batch, FlatLoss, LossFn, iter_batches
 from rmtlr.progress import progress_bar
 from rmtlr.rmt import without_replacement_factor
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["BatchSharpness", "MeanSquareStability", "batch_sharpness",
            "expected_batch_sharpness", "mean_square_stability_threshold", "per_sample_hessians"]
@@ -48,7 +49,7 @@ def _sharpness_parts(model, loss_fn, batch, *, dtype, device, bn_mode, method):
     return float(torch.dot(g, op.matvec(g))), gg
 
 
-def batch_sharpness(model: nn.Module, loss_fn, batch, *, dtype: torch.dtype | None = None,
+def batch_sharpness(model: nn.Module, loss_fn: LossFn, batch: Batch, *, dtype: torch.dtype | None = None,
                     device: torch.device | str | None = None, bn_mode: str = "eval",
                     method: str = "auto") -> float:
     r"""Curvature of a mini-batch loss along its own gradient, gᵀH_B g / gᵀg.
@@ -150,7 +151,8 @@ class BatchSharpness:
     batch_size: float
 
 
-def _sampled_batches(data, batch_size, num_batches, replacement, seed):
+def _sampled_batches(data: Batch, batch_size: int, num_batches: int, replacement: bool,
+                     seed: int | None) -> Iterator[Batch]:
     x, y = data
     n = x.shape[0]
     if x.shape[0] != y.shape[0]:
@@ -158,7 +160,11 @@ def _sampled_batches(data, batch_size, num_batches, replacement, seed):
     if not replacement and batch_size > n:
         raise ValueError(f"batch_size must be <= the {n} samples of data when sampling "
                          f"without replacement, got {batch_size}")
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()  # fresh entropy: different batches on every call
+    else:
+        gen.manual_seed(seed)
     for _ in range(num_batches):
         if replacement:
             idx = torch.randint(0, n, (batch_size,), generator=gen)
@@ -168,7 +174,8 @@ def _sampled_batches(data, batch_size, num_batches, replacement, seed):
         yield x[idx], y[idx]
 
 
-def expected_batch_sharpness(model: nn.Module, loss_fn, data, *, batch_size: int | None = None,
+def expected_batch_sharpness(model: nn.Module, loss_fn: LossFn, data: Batch | Iterable[Batch],
+                             *, batch_size: int | None = None,
                              num_batches: int | None = None, replacement: bool = False,
                              seed: int | None = 0, dtype: torch.dtype | None = None,
                              device: torch.device | str | None = None, bn_mode: str = "eval",
@@ -207,7 +214,8 @@ def expected_batch_sharpness(model: nn.Module, loss_fn, data, *, batch_size: int
     replacement : bool
         Draw each batch's samples with replacement (only with an ``(x, y)`` pair).
     seed : int, optional
-        Seed of the draws (only with an ``(x, y)`` pair).
+        Seed of the draws (only with an ``(x, y)`` pair), in [0, 2**63 − 1]; None: fresh
+        random draws on every call.
     dtype : torch.dtype, optional
         Dtype of the computation (default: the model's).
     device : torch.device or str, optional
@@ -229,10 +237,11 @@ def expected_batch_sharpness(model: nn.Module, loss_fn, data, *, batch_size: int
     ------
     ValueError
         If ``batch_size``/``num_batches`` are missing for an ``(x, y)`` pair, given for a
-        list or loader, or out of range; if there are no batches; if a batch gradient is
-        exactly zero.
+        list or loader, or not whole numbers in range; if ``seed`` is out of range; if
+        there are no batches; if a batch gradient is exactly zero.
     TypeError
-        If ``data`` or a batch is not of the accepted types.
+        If ``data`` or a batch is not of the accepted types, or a count or ``seed`` is
+        not a number.
 
     Examples
     --------
@@ -253,11 +262,11 @@ def expected_batch_sharpness(model: nn.Module, loss_fn, data, *, batch_size: int
         if batch_size is None or num_batches is None:
             raise ValueError("data is one (x, y) pair: pass batch_size and num_batches to "
                              "draw batches from it (or pass a list of batches or a loader)")
-        for name, v in (("batch_size", batch_size), ("num_batches", num_batches)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        batches = _sampled_batches(data, int(batch_size), int(num_batches), replacement, seed)
-        total = int(num_batches)
+        batch_size = integer("batch_size", batch_size)
+        num_batches = integer("num_batches", num_batches)
+        seed = random_seed("seed", seed, allow_none=True)
+        batches = _sampled_batches(data, batch_size, num_batches, replacement, seed)
+        total = num_batches
     else:
         if batch_size is not None or num_batches is not None or replacement:
             raise ValueError("batch_size, num_batches and replacement apply only when data "
@@ -296,7 +305,7 @@ def expected_batch_sharpness(model: nn.Module, loss_fn, data, *, batch_size: int
 # Mean-square stability (Mulayoff & Michaeli 2023)
 # --------------------------------------------------------------------------------------
 
-def per_sample_hessians(model: nn.Module, loss_fn, data, *,
+def per_sample_hessians(model: nn.Module, loss_fn: LossFn, data: Batch | Iterable[Batch], *,
                         dtype: torch.dtype = torch.float64,
                         device: torch.device | str | None = None, chunk_size: int = 16,
                         progress: bool | None = None) -> np.ndarray:
@@ -335,10 +344,10 @@ def per_sample_hessians(model: nn.Module, loss_fn, data, *,
     Raises
     ------
     ValueError
-        If ``data`` holds no samples, ``chunk_size`` < 1, ``loss_fn`` is not a mean over
-        samples, or a Hessian is not finite.
+        If ``data`` holds no samples, ``chunk_size`` is not a whole number ≥ 1, ``loss_fn``
+        is not a mean over samples, or a Hessian is not finite.
     TypeError
-        If ``model``, ``loss_fn`` or ``data`` are of the wrong type.
+        If ``model``, ``loss_fn``, ``data`` or ``chunk_size`` are of the wrong type.
 
     Examples
     --------
@@ -350,9 +359,7 @@ def per_sample_hessians(model: nn.Module, loss_fn, data, *,
     >>> per_sample_hessians(model, nn.MSELoss(), (x, torch.zeros(1, 1))).tolist()
     [[[2.0, 4.0], [4.0, 8.0]]]
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-            or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    chunk_size = integer("chunk_size", chunk_size)
     flat = FlatLoss(model, loss_fn, dtype=dtype, device=device)
     hess = vmap(jacrev(jacrev(flat)), in_dims=(None, 0, 0))
     out = []
@@ -536,12 +543,11 @@ def _batch_sizes(B: int | Sequence[int], N: int, replacement: bool) -> list[int]
         raise ValueError("B (batch size) must be an integer or a non-empty sequence of them")
     out = []
     for b in seq:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise ValueError(f"B (batch size) must be an integer >= 1, got {b!r}")
+        b = integer("B (batch size)", b)
         if not replacement and b > N:
             raise ValueError(f"B (batch size) must be <= N = {N} samples when sampling "
                              f"without replacement, got {b}")
-        out.append(int(b))
+        out.append(b)
     return out
 
 
@@ -618,7 +624,7 @@ def mean_square_stability_threshold(
     ------
     ValueError
         If ``per_sample_hessians`` is not an (N, P, P) array of finite symmetric matrices;
-        if B is out of range; if the mean Hessian has a negative eigenvalue below
+        if B is not a whole number in range; if the mean Hessian has a negative eigenvalue below
         −``null_tol``·λ₁ (not a minimum) or no positive one; for an unknown ``method`` or
         a ``null_tol`` outside [0, 1).
 
@@ -644,8 +650,7 @@ def mean_square_stability_threshold(
     hs = 0.5 * (hs + hs.transpose(0, 2, 1))
     if method not in MS_METHODS:
         raise ValueError(f"method must be one of {MS_METHODS}, got {method!r}")
-    if not (isinstance(null_tol, (int, float)) and 0 <= null_tol < 1):
-        raise ValueError(f"null_tol must be in [0, 1), got {null_tol!r}")
+    null_tol = finite_scalar("null_tol", null_tol, lo=0, hi=1, hi_open=True)
     N = hs.shape[0]
     sizes = _batch_sizes(B, N, replacement)
     sm = _SecondMoment(hs, float(null_tol))

@@ -27,8 +27,8 @@ from rmtlr.lr_rules import lr_rule_from_spec
 from rmtlr.profiles import get_profile
 from rmtlr.progress import progress_bar
 from rmtlr.results import ResultsFile, data_id, run_key
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 from rmtlr.train import TrainConfig, train
-from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
 
 __all__ = ["MaxLRResult", "Trial", "is_stable", "max_stable_lr", "sweep"]
 
@@ -37,7 +37,7 @@ def _seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise TypeError(f"seeds must be a non-empty sequence of integers >= 0 (e.g. range(3)), "
                          f"got {seeds!r}")
-    out = [as_seed(s, "each seed") for s in seeds]  # a generator is read once, here
+    out = [random_seed("each seed", s) for s in seeds]  # a generator is read once, here
     if not out:
         raise ValueError("seeds must be a non-empty sequence of integers >= 0, got none")
     return out
@@ -74,8 +74,10 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
         The run; its ``batch_size``, ``lr`` and ``seed`` are replaced per run.
     seeds : iterable of int
         One run per seed (integers >= 0; a generator is read once).
-    train_set, val_set : torch.utils.data.Dataset, optional
-        Default: ``rmtlr.data.load(base.dataset, **base.data_kw)``; no validation.
+    train_set : torch.utils.data.Dataset, optional
+        The training data (default: ``rmtlr.data.load(base.dataset, **base.data_kw)``).
+    val_set : torch.utils.data.Dataset, optional
+        Held-out data evaluated after each run (default: none).
     device : str or torch.device, optional
         Default: the profile's device.
     profile : str, optional
@@ -114,16 +116,15 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
         raise TypeError(f"lr_rule must be a callable α(B) or a spec string, got {lr_rule!r}")
     if not isinstance(base, TrainConfig):
         raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
-    try:
-        sizes = [as_count(b, "batch size") for b in batch_sizes]
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"batch_sizes must be a non-empty list of integers >= 1, got "
-                         f"{batch_sizes!r} ({err})") from err
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Iterable):
+        raise TypeError(f"batch_sizes must be a non-empty list of integers >= 1, got "
+                        f"{batch_sizes!r}")
+    sizes = [integer("each of batch_sizes", b) for b in batch_sizes]
     if not sizes:
         raise ValueError("batch_sizes must be a non-empty list of integers >= 1, got none")
     seed_list = _seed_list(seeds)
-    prof_name = get_profile(profile).name
-    dev = resolve_device(device, profile=profile)
+    prof = get_profile(profile, device=device)  # checks device; warns at most once
+    prof_name, dev = prof.name, prof.device
     configs = []
     for B in sizes:
         lr = rule(B)
@@ -158,7 +159,17 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
 
 
 class Trial(NamedTuple):
-    """One rate tried by :func:`max_stable_lr`."""
+    """One rate tried by :func:`max_stable_lr`.
+
+    Attributes
+    ----------
+    lr : float
+        The learning rate tried.
+    stable : bool
+        The verdict of the search's ``stable`` criterion on the run.
+    final_loss : float or None
+        The run's final probe loss (None when the run diverged).
+    """
 
     lr: float
     stable: bool
@@ -230,8 +241,10 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
     ----------
     cfg : TrainConfig
         The run; its ``lr`` is replaced per trial.
-    lr_min, lr_max : float
-        The search range, 0 < lr_min < lr_max < inf.
+    lr_min : float
+        The smallest rate tried, 0 < lr_min < lr_max.
+    lr_max : float
+        The largest rate tried (the grid starts here), lr_min < lr_max < inf.
     grid_points : int
         Grid size, >= 2.
     bisect_steps : int
@@ -260,12 +273,12 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    lr_max = as_finite(lr_max, "lr_max", lo=0, lo_open=True)
-    lr_min = as_finite(lr_min, f"lr_min (in (0, lr_max={lr_max:g}))", lo=0, hi=lr_max,
-                       lo_open=True, hi_open=True)
-    grid_points = as_count(grid_points, "grid_points", lo=2)
-    bisect_steps = as_count(bisect_steps, "bisect_steps", lo=0)
-    dev = resolve_device(device)
+    lr_max = finite_scalar("lr_max", lr_max, lo=0, lo_open=True)
+    lr_min = finite_scalar("lr_min", lr_min, lo=0, hi=lr_max, lo_open=True, hi_open=True)
+    grid_points = integer("grid_points", grid_points, lo=2)
+    bisect_steps = integer("bisect_steps", bisect_steps, lo=0)
+    prof = get_profile(None, device=device)
+    prof_name, dev = prof.name, prof.device
     store = None
     if results is not None:
         store = ResultsFile(results)
@@ -274,7 +287,6 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
     data = data_id(train_set) if store is not None else None
-    prof_name = get_profile().name
     trials: list[Trial] = []
 
     def trial(lr: float) -> bool:

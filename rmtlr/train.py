@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,9 +28,10 @@ from torch import nn
 
 from rmtlr import data as rdata
 from rmtlr import models
+from rmtlr.profiles import resolve_device
 from rmtlr.progress import progress_bar
 from rmtlr.results import provenance
-from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "eq23_lr", "evaluate", "num_classes_of",
            "random_crop_flip", "train"]
@@ -119,7 +120,20 @@ class TrainConfig:
     >>> TrainConfig(betas=(1.5, 0.999))
     Traceback (most recent call last):
         ...
-    ValueError: betas must be two numbers in [0, 1) (β1, β2), got (1.5, 0.999)
+    ValueError: betas[0] (β1) must be a finite number in [0, 1), got 1.5
+    >>> TrainConfig(batch_size="128")
+    Traceback (most recent call last):
+        ...
+    TypeError: batch_size must be an integer >= 1, got '128' (str)
+
+    Raises
+    ------
+    TypeError
+        If a field has the wrong kind: a string, bool or None for a number, a number for
+        a name, a non-dict ``model_kw``/``data_kw``, a non-bool flag.
+    ValueError
+        If a field is out of range: an unknown name, a fractional or negative count, a
+        rate or coefficient outside its interval, NaN or ∞, non-JSON keyword arguments.
     """
 
     model: str = "mlp"
@@ -150,33 +164,37 @@ class TrainConfig:
             object.__setattr__(self, name, value)
 
         for name in ("model", "dataset"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a non-empty string, got {value!r}")
+            if not value:
+                raise ValueError(f"{name} must be a non-empty string, got ''")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        put("lr", as_finite(self.lr, "lr", lo=0, lo_open=True))
-        put("batch_size", as_count(self.batch_size, "batch_size"))
+        put("lr", finite_scalar("lr", self.lr, lo=0, lo_open=True))
+        put("batch_size", integer("batch_size", self.batch_size))
         # Checked even when steps overrides it: the config is stored as strict JSON.
-        put("epochs", as_count(self.epochs, "epochs"))
+        put("epochs", integer("epochs", self.epochs))
         if self.steps is not None:
-            put("steps", as_count(self.steps, "steps"))
-        put("momentum", as_finite(self.momentum, "momentum", lo=0, hi=1, hi_open=True))
-        put("weight_decay", as_finite(self.weight_decay, "weight_decay", lo=0))
-        put("eps", as_finite(self.eps, "eps (Adam damping δ)", lo=0, lo_open=True))
+            put("steps", integer("steps", self.steps))
+        put("momentum", finite_scalar("momentum", self.momentum, lo=0, hi=1, hi_open=True))
+        put("weight_decay", finite_scalar("weight_decay", self.weight_decay, lo=0))
+        put("eps", finite_scalar("eps (Adam damping δ)", self.eps, lo=0, lo_open=True))
         betas = self.betas
-        try:
-            betas = tuple(as_finite(b, "beta", lo=0, hi=1, hi_open=True) for b in betas)
-        except (TypeError, ValueError):
-            betas = ()
+        if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable):
+            raise TypeError(f"betas must be two numbers in [0, 1) (β1, β2), got {betas!r}")
+        betas = tuple(betas)
         if len(betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1) (β1, β2), got {self.betas!r}")
-        put("betas", betas)
-        put("final_ratio", as_finite(self.final_ratio, "final_ratio", lo=0, hi=1, lo_open=True))
-        put("explode", as_finite(self.explode, "explode", lo=1, lo_open=True))
-        put("probe", as_count(self.probe, "probe"))
-        put("seed", as_seed(self.seed))
+            raise ValueError(f"betas must be two numbers in [0, 1) (β1, β2), got {betas!r}")
+        put("betas", tuple(finite_scalar(f"betas[{i}] (β{i + 1})", b, lo=0, hi=1, hi_open=True)
+                           for i, b in enumerate(betas)))
+        put("final_ratio", finite_scalar("final_ratio", self.final_ratio, lo=0, hi=1,
+                                         lo_open=True))
+        put("explode", finite_scalar("explode", self.explode, lo=1, lo_open=True))
+        put("probe", integer("probe", self.probe))
+        put("seed", random_seed("seed", self.seed))
         for name in ("augment", "amp", "channels_last"):
             put(name, _as_bool(getattr(self, name), name))
         put("model_kw", _as_json_dict(self.model_kw, "model_kw"))
@@ -227,10 +245,10 @@ def eq23_lr(t: float, T: float, *, alpha0: float, r: float = 0.01) -> float:
     >>> [round(eq23_lr(t, 100, alpha0=0.1), 6) for t in (0, 50, 70, 90, 100)]
     [0.1, 0.1, 0.0505, 0.001, 0.001]
     """
-    T = as_finite(T, "T", lo=0, lo_open=True)
-    t = as_finite(t, f"t (in [0, T={T:g}])", lo=0, hi=T)
-    alpha0 = as_finite(alpha0, "alpha0", lo=0, lo_open=True)
-    r = as_finite(r, "r", lo=0, hi=1, lo_open=True)
+    T = finite_scalar("T", T, lo=0, lo_open=True)
+    t = finite_scalar("t", t, lo=0, hi=T)
+    alpha0 = finite_scalar("alpha0", alpha0, lo=0, lo_open=True)
+    r = finite_scalar("r", r, lo=0, hi=1, lo_open=True)
     u = t / T
     if u <= 0.5:
         return alpha0
@@ -276,7 +294,7 @@ def random_crop_flip(x: torch.Tensor, *, generator: torch.Generator,
     """
     if x.dim() != 4:
         raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
-    p = as_count(padding, "padding", lo=0)
+    p = integer("padding", padding, lo=0)
     B, C, H, W = x.shape
     shift = torch.randint(0, 2 * p + 1, (B, 2), generator=generator).to(x.device)
     flip = (torch.rand(B, generator=generator) < 0.5).to(x.device)
@@ -311,7 +329,7 @@ def num_classes_of(dataset: Any) -> int:
     """
     n = getattr(dataset, "num_classes", None)
     if n is not None:
-        return as_count(n, "num_classes of the data set", lo=2)
+        return integer("num_classes of the data set", n, lo=2)
     if isinstance(dataset, torch.utils.data.TensorDataset) and len(dataset.tensors) >= 2:
         y = dataset.tensors[1]
         if y.dtype.is_floating_point or y.dtype == torch.bool or y.dim() != 1 or not len(y):
@@ -406,7 +424,7 @@ def evaluate(model: nn.Module, dataset: Any, *, device: str | torch.device | Non
         For a device that does not exist or a batch size below 1.
     """
     dev = next(model.parameters()).device if device is None else resolve_device(device)
-    batch_size = as_count(batch_size, "batch_size")
+    batch_size = integer("batch_size", batch_size)
     was_training = model.training
     model.eval()
     total, loss_sum, correct = 0, 0.0, 0

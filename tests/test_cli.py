@@ -73,7 +73,7 @@ def test_sweep_command_writes_and_resumes(tmp_path, capsys):
     (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--device", "meta",
       "--results", "R"], "--device 'meta' is not usable here"),
     (["sweep", "--batch-sizes", "16", "--lr-rule", "const:inf", "--results", "R"],
-     "alpha0 must be a finite number > 0"),
+     "alpha0 must be a finite number in (0, inf)"),
     (["sweep", "--batch-sizes", "16", "--lr-rule", "const:0.1", "--results", "D"],
      "is a directory"),
     (["spectrum", "--output", "D"], "--output '"),

@@ -152,14 +152,17 @@ def test_k1_equals_single_vector_lanczos_and_result_is_frozen():
 
 def test_bad_input():
     A = MatrixOperator(torch.eye(10, dtype=torch.float64))
-    with pytest.raises(ValueError, match="k must satisfy"):
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 10\], got 0"):
         top_eigenpairs(A, 0)
-    with pytest.raises(TypeError, match="k must be an integer"):
+    with pytest.raises(ValueError, match="k must be an integer in .*, got 2.7"):
         top_eigenpairs(A, 2.7)
-    with pytest.raises(ValueError, match="num_steps must satisfy 3 <= num_steps"):
+    with pytest.raises(TypeError, match="k must be an integer in .*, got '2'"):
+        top_eigenpairs(A, "2")
+    with pytest.raises(ValueError, match=r"num_steps must be an integer in \[3, 10\]"):
         top_eigenpairs(A, 3, num_steps=2)
-    with pytest.raises(ValueError, match="num_steps must satisfy 4 <= num_steps"):
+    with pytest.raises(ValueError, match=r"num_steps must be an integer in \[4, 10\]"):
         top_eigenpairs(A, 2, block_size=4, num_steps=3)
+    assert top_eigenpairs(A, 2.0, num_steps=6.0).values.shape == (2,)  # whole floats: JSON
     with pytest.raises(ValueError, match="which"):
         top_eigenpairs(A, 1, which="largest magnitude")
     with pytest.raises(ValueError, match="tol"):

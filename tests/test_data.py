@@ -125,7 +125,7 @@ def test_cifar10_subset_prefix_order_and_seed():
     ({"split": "test", "per_class": 201}, "per_class must be <= 200"),
     ({"per_class": 1}, "per_class must be an integer >= 2"),
     ({"split": "dev"}, "split must be"),
-    ({"val_fraction": 1.0}, "val_fraction must be in"),
+    ({"val_fraction": 1.0}, "val_fraction must be a finite number in"),
 ])
 def test_cifar10_subset_rejects_bad_arguments(kw, msg):
     with pytest.raises(ValueError, match=msg):

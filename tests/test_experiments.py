@@ -256,7 +256,9 @@ def test_bad_input():
         ex.spectrum_at(model, DS, full_samples=10**6)
     with pytest.raises(ValueError, match="seed must be an integer"):
         ex.spectrum_at(model, DS, batch_size=8, seed=-1)
-    with pytest.raises(ValueError, match="lanczos_steps must be an integer"):
+    with pytest.raises(ValueError, match="lanczos_steps must be an integer >= 1, got 2.5"):
+        ex.spectrum_at(model, DS, batch_size=8, lanczos_steps=2.5)
+    with pytest.raises(TypeError, match="lanczos_steps must be an integer"):
         ex.spectrum_at(model, DS, batch_size=8, lanczos_steps="5")
 
 

@@ -412,9 +412,12 @@ def test_learner_rejects_bad_arguments():
         with pytest.raises(ValueError, match=match):
             LanczosLearner(torch.optim.SGD(model.parameters()), model, F.cross_entropy,
                            data, **kw)
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(ValueError, match="seed must be an integer"):
         LanczosLearner(torch.optim.SGD(model.parameters()), model, F.cross_entropy, data,
                        seed=1.5)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        LanczosLearner(torch.optim.SGD(model.parameters()), model, F.cross_entropy, data,
+                       seed="1")
     stranger = nn.Parameter(torch.zeros(3))
     with pytest.raises(ValueError, match="params"):
         LanczosLearner(torch.optim.SGD([*model.parameters(), stranger]), model,

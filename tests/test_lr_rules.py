@@ -18,12 +18,12 @@ def test_rules_follow_their_formulas():
 
 
 @pytest.mark.parametrize("spec,match", [
-    ("const:inf", "alpha0 must be a finite number > 0"),
-    ("const:nan", "alpha0 must be a finite number > 0"),
-    ("const:0", "alpha0 must be a finite number > 0"),
-    ("linear:inf:128", "alpha0 must be a finite number > 0"),
-    ("linear:0.1:inf", "B0 must be a finite number > 0"),
-    ("sqrt:0.1:0", "B0 must be a finite number > 0"),
+    ("const:inf", r"alpha0 must be a finite number in \(0, inf\)"),
+    ("const:nan", r"alpha0 must be a finite number in \(0, inf\)"),
+    ("const:0", r"alpha0 must be a finite number in \(0, inf\)"),
+    ("linear:inf:128", r"alpha0 must be a finite number in \(0, inf\)"),
+    ("linear:0.1:inf", r"B0 must be a finite number in \(0, inf\)"),
+    ("sqrt:0.1:0", r"B0 must be a finite number in \(0, inf\)"),
     ("sqrt:0.1", "lr rule must be"),
     ("const:0.1:128", "lr rule must be"),
     ("cosine:0.1:128", "lr rule must be"),

@@ -99,18 +99,17 @@ def test_paper_names_are_offered():
 @pytest.mark.parametrize(
     "args, kw, error, match",
     [
-        (("mlp", 10.7), {}, TypeError, "num_classes must be an integer"),
-        (("mlp", 10.0), {}, TypeError, "num_classes must be an integer"),
+        (("mlp", 10.7), {}, ValueError, "num_classes must be an integer >= 1, got 10.7"),
         (("mlp", "10"), {}, TypeError, "num_classes must be an integer"),
         (("mlp", True), {}, TypeError, "num_classes must be an integer"),
         ((3, 10), {}, TypeError, "name must be a string"),
-        (("mlp", 10), {"hidden": 2.5}, TypeError, "hidden must be an integer"),
+        (("mlp", 10), {"hidden": 2.5}, ValueError, "hidden must be an integer >= 1"),
         (("mlp", 10), {"depth": 0}, ValueError, "depth must be an integer >= 1"),
         (("small_cnn", 10), {"width": "8"}, TypeError, "width must be an integer"),
-        (("wrn", 10), {"width": 1.5}, TypeError, "width must be an integer"),
-        (("vgg16", 10), {"dropout": 1.5}, ValueError, "dropout must be in \\[0, 1\\)"),
+        (("wrn", 10), {"width": 1.5}, ValueError, "width must be an integer >= 1"),
+        (("vgg16", 10), {"dropout": 1.5}, ValueError, "dropout must be a finite number in \\[0, 1\\)"),
         (("vgg16", 10), {"dropout": "0.5"}, TypeError, "dropout"),
-        (("vgg16", 10), {"width": 0}, ValueError, "width must be in \\(0, 1\\]"),
+        (("vgg16", 10), {"width": 0}, ValueError, "width must be a finite number in \\(0, 1\\]"),
         (("vgg16", 10), {"width": 1 / 128}, ValueError, "64·width >= 1"),
         (("vgg16", 10), {"width": "1/8"}, TypeError, "width must be a real number"),
         (("wrn28_10", 10), {"depth": 16}, TypeError, "wrn28_10 does not take depth.*fixes"),
@@ -121,6 +120,11 @@ def test_bad_build_arguments_are_named(args, kw, error, match):
     # Before, build('mlp', 10.7) silently built a 10-class network (int() truncated).
     with pytest.raises(error, match=match):
         build(*args, **kw)
+
+
+def test_whole_number_floats_are_accepted_as_counts():
+    # Configurations round-trip through JSON, where 10 may come back as 10.0.
+    assert build("mlp", 10.0, hidden=8.0).net[-1].out_features == 10
 
 
 def test_count_parameters_needs_a_module():

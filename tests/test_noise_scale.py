@@ -193,7 +193,7 @@ def test_bad_input():
         gradient_noise_scale(model, CE, (x, y), method="two-batch", small_batch_size=8)
     with pytest.raises(ValueError, match="more than N"):
         gradient_noise_scale(model, CE, (x, y), method="two-batch", small_batch_size=2, N=6)
-    with pytest.raises(ValueError, match="N must be an integer"):
+    with pytest.raises(ValueError, match=r"N \(number of samples.*\) must be an integer >= 2"):
         gradient_noise_scale(model, CE, (x, y), method="two-batch", small_batch_size=2, N=1)
     with pytest.raises(ValueError, match="chunk_size"):
         gradient_noise_scale(model, CE, (x, y), chunk_size=0)

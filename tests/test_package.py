@@ -42,7 +42,13 @@ def test_torch_entry_points_load_on_first_use():
      ("slq_density", "rmtlr.curvature"), ("hessian_variance", "rmtlr.curvature"),
      ("batch_outlier", "rmtlr.rmt"), ("effective_batch_size", "rmtlr.rmt"),
      ("sgd_max_lr", "rmtlr.scaling"), ("adam_max_lr", "rmtlr.scaling"),
-     ("get_profile", "rmtlr.profiles")],
+     ("get_profile", "rmtlr.profiles"), ("resolve_device", "rmtlr.profiles"),
+     ("ResultsFile", "rmtlr.results"), ("TrainConfig", "rmtlr.train"),
+     ("sweep", "rmtlr.sweeps"), ("max_stable_lr", "rmtlr.sweeps"),
+     ("LanczosLearner", "rmtlr.learner"), ("lr_momentum_from_ritz", "rmtlr.learner"),
+     ("batch_sharpness", "rmtlr.stability"),
+     ("mean_square_stability_threshold", "rmtlr.stability"),
+     ("gradient_noise_scale", "rmtlr.noise_scale")],
 )
 def test_entry_points_are_the_library_objects(name, module):
     import importlib
@@ -52,7 +58,9 @@ def test_entry_points_are_the_library_objects(name, module):
 
 
 def test_subpackages_are_reachable_and_listed():
-    for name in ("rmt", "curvature", "scaling", "data", "models", "profiles", "plotting"):
+    for name in ("rmt", "curvature", "scaling", "data", "models", "profiles", "plotting",
+                 "results", "sweeps", "lr_rules", "learner", "stability", "noise_scale",
+                 "notebook", "train", "experiments"):
         assert name in dir(rmtlr)
         assert getattr(rmtlr, name).__name__ == f"rmtlr.{name}"
     for name in rmtlr.__all__:  # nothing advertised is missing

@@ -111,8 +111,9 @@ def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cpu_only):
 
 @pytest.mark.parametrize(
     "device, match",
-    [("bogus", "not a device name torch knows"), ("cuda", "needs CUDA"),
-     ("cuda:0", "needs CUDA"), ("mps", "needs Apple MPS"), ("meta", "cannot run")],
+    [("bogus", "not a device name torch knows"), ("cuda", "CUDA is not available"),
+     ("cuda:0", "CUDA is not available"), ("mps", "needs Apple MPS"),
+     ("meta", "cannot run")],
 )
 def test_unusable_devices_are_refused(cpu_only, device, match):
     # Before: 'bogus' raised torch's RuntimeError, 'cuda' without CUDA and 'meta' were
@@ -120,6 +121,8 @@ def test_unusable_devices_are_refused(cpu_only, device, match):
     for name in ("quick", "gpu", "full"):
         with pytest.raises(ValueError, match=match):
             get_profile(name, device=device)
+    with pytest.raises(ValueError, match=f"device '{device}' is not usable here: .*{match}"):
+        profiles.resolve_device(device)
 
 
 def test_missing_gpu_index_is_refused(fake_cuda):
@@ -131,11 +134,44 @@ def test_missing_gpu_index_is_refused(fake_cuda):
 
 @pytest.mark.parametrize(
     "kw, error",
-    [({"name": "medium"}, ValueError), ({"lanczos_steps": 2.5}, TypeError),
-     ({"slq_vectors": 0}, ValueError), ({"batch_sizes": (8, 16.0)}, TypeError),
+    [({"name": "medium"}, ValueError), ({"lanczos_steps": 2.5}, ValueError),
+     ({"slq_vectors": 0}, ValueError), ({"batch_sizes": (8, 16.5)}, ValueError),
      ({"batch_sizes": ()}, TypeError), ({"seeds": "1"}, TypeError),
      ({"offline": "yes"}, TypeError), ({"device": "cpu"}, TypeError)],
 )
 def test_hand_made_profiles_are_checked(kw, error):
     with pytest.raises(error):
         Profile(**{"name": "quick", "device": torch.device("cpu"), **kw})
+
+
+def test_resolve_device_names_the_argument_and_defaults_to_the_profile(cpu_only, monkeypatch):
+    assert profiles.resolve_device("cpu") == torch.device("cpu")
+    assert profiles.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert profiles.resolve_device(None, profile="quick") == torch.device("cpu")
+    with pytest.raises(ValueError, match="--device 'bogus' is not usable here"):
+        profiles.resolve_device("bogus", argument="--device")
+    with pytest.raises(TypeError, match="device must be a string .* got 0 \\(int\\)"):
+        profiles.resolve_device(0)
+    # A device the active profile would pick but this machine cannot use, named as such.
+    monkeypatch.setattr(profiles, "default_device", lambda: torch.device("meta"))
+    with pytest.raises(ValueError, match="the full profile's device 'meta' is not usable"):
+        profiles.resolve_device(None, profile="full")
+
+
+def test_resolve_device_warns_only_when_a_gpu_profile_picks_the_cpu(cpu_only, monkeypatch):
+    monkeypatch.setenv("RMTLR_PROFILE", "full")
+    with pytest.warns(ProfileWarning, match="profile 'full' .*RMTLR_PROFILE=full.*hours to days.*on the CPU"):
+        assert profiles.resolve_device(None) == torch.device("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert profiles.resolve_device("cpu", profile="full") == torch.device("cpu")
+        # A profile object already warned when it was made: not again.
+        prof = Profile(name="full", device=torch.device("cpu"))
+        assert profiles.resolve_device(None, profile=prof) == torch.device("cpu")
+
+
+def test_hand_made_profile_stores_whole_floats_as_ints():
+    prof = Profile(name="quick", device=torch.device("cpu"), lanczos_steps=40.0,
+                   batch_sizes=(8.0, 16))
+    assert prof.lanczos_steps == 40 and type(prof.lanczos_steps) is int
+    assert prof.batch_sizes == (8, 16) and all(type(b) is int for b in prof.batch_sizes)

@@ -232,8 +232,10 @@ def test_bad_noise_inputs_raise():
         batch_noise_model(H, 2, 4, per_sample=np.ones((4, 3, 3)))
     with pytest.raises(ValueError, match="shape"):
         batch_noise_model(H, 2, 4, per_sample=np.ones((5, 3, 3)))
-    with pytest.raises(TypeError, match="B .*must be an integer"):
+    with pytest.raises(ValueError, match="B .*must be an integer >= 1, got 2.5"):
         batch_noise_model(H, 2.5, 4, per_sample=np.ones((4, 3, 3)))
+    with pytest.raises(TypeError, match="B .*must be an integer >= 1, got '2'"):
+        batch_noise_model(H, "2", 4, per_sample=np.ones((4, 3, 3)))
     with pytest.raises(ValueError, match="ddof"):
         entry_variance(np.ones((4, 3, 3)), ddof=2)
     with pytest.raises(ValueError, match="lam"):

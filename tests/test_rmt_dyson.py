@@ -339,7 +339,7 @@ def test_bad_input_raises():
         profile_outlier(3.0, [1.0], TWO_BLOCK, HALVES)
     with pytest.raises(TypeError, match="S \\(variance profile\\)"):
         dyson_density("abc", [0.0])
-    with pytest.raises(TypeError, match="max_iter"):
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 10.5"):
         dyson_density(TWO_BLOCK, [0.0], HALVES, max_iter=10.5)
     with pytest.raises(TypeError, match="v_weights"):
         profile_outlier(3.0, ["0.5", "0.5"], TWO_BLOCK, HALVES)

@@ -82,7 +82,7 @@ def test_variance_profile_matrix_entry_variances():
         assert np.var(vals) * n == pytest.approx(S[a * h, b * h], rel=0.04)
 
 
-@pytest.mark.parametrize("seed, error", [(-1, ValueError), (0.5, TypeError), ([], TypeError),
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (0.5, ValueError), ([], TypeError),
                                          ("0", TypeError), (True, TypeError)])
 def test_bad_seeds_are_refused(seed, error):
     # Before, [] was accepted by numpy as an empty entropy list (a silently unseeded draw).
@@ -94,6 +94,7 @@ def test_bad_seeds_are_refused(seed, error):
 
 def test_seeds_and_generators_reproduce():
     assert np.array_equal(ens.wigner(5, seed=np.int64(3)), ens.wigner(5, seed=3))
+    assert np.array_equal(ens.wigner(5, seed=3.0), ens.wigner(5, seed=3))  # JSON gives 3.0
     gen = np.random.default_rng(3)
     assert ens.as_generator(gen) is gen
 
@@ -101,10 +102,11 @@ def test_seeds_and_generators_reproduce():
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="n"):
         ens.wigner(0)
-    with pytest.raises(TypeError, match="n must be an integer"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1, got 10.5"):
         ens.wigner(10.5)
     with pytest.raises(TypeError, match="n must be an integer"):
         ens.wishart(3, "10")
+    assert ens.wigner(10.0, seed=0).shape == (10, 10)
     with pytest.raises(TypeError, match="sigma"):
         ens.wigner(10, "1.0")
     with pytest.raises(ValueError, match="sigma"):

@@ -205,9 +205,11 @@ def test_bad_inputs_raise():
         batch_ggn_model(5, G_full=-np.eye(3))
     with pytest.raises(ValueError, match="N"):
         per_sample_ggn_vectors(np.eye(5), 3)
+    with pytest.raises(ValueError, match="N .*integer >= 2, got 5.5"):
+        per_sample_ggn_vectors(np.eye(2), 5.5)
     with pytest.raises(TypeError, match="N .*integer"):
-        per_sample_ggn_vectors(np.eye(2), 5.0)
-    with pytest.raises(TypeError, match="B .*integer"):
+        per_sample_ggn_vectors(np.eye(2), "5")
+    with pytest.raises(ValueError, match="B .*integer"):
         batch_ggn_model(2.5, G_full=np.eye(3))
     with pytest.raises(TypeError, match="noise_var"):
         ggn_batch_outlier(5.0, P=100, B=10, N=1000, noise_var="1")

@@ -248,7 +248,7 @@ def test_bad_input_raises():
         laws.semicircle_cdf("0.5")
     with pytest.raises(TypeError, match="q"):
         laws.mp_pdf(1.0, q=True)
-    with pytest.raises(TypeError, match="nodes"):
+    with pytest.raises(ValueError, match="nodes must be an integer >= 10, got 60.5"):
         laws.tracy_widom_cdf(0.0, nodes=60.5)
     with pytest.raises(TypeError, match="z"):
         laws.semicircle_stieltjes("1j")

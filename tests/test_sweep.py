@@ -104,8 +104,8 @@ def test_a_rule_giving_a_bad_rate_anywhere_on_the_grid_fails_before_training(tmp
 
 @pytest.mark.parametrize("seeds,err", [([-1], ValueError), ([0.5], ValueError), ([], ValueError),
                                        (3, TypeError), ("01", TypeError),
-                                       ([np.random.default_rng(0)], ValueError),
-                                       ([torch.Generator()], ValueError)])
+                                       ([np.random.default_rng(0)], TypeError),
+                                       ([torch.Generator()], TypeError)])
 def test_bad_seeds(tmp_path, monkeypatch, seeds, err):
     _no_training(monkeypatch)
     with pytest.raises(err, match="seed"):
@@ -171,9 +171,14 @@ def test_seeds_may_be_a_generator_and_batch_sizes_must_be_integral(tmp_path):
     assert [(r["config"]["batch_size"], r["config"]["seed"]) for r in recs] == [
         (16, 0), (16, 1), (32, 0), (32, 1)]
     assert sweep([16.0], "const:0.01", out, BASE, train_set=DS)[0] == recs[0]
-    for bad in ([16, 32.7], [16, float("nan")], [16, "32"], [16, True], 16):
-        with pytest.raises(ValueError, match="batch_sizes must be a non-empty list of integers"):
+    for bad in ([16, 32.7], [16, float("nan")]):
+        with pytest.raises(ValueError, match="each of batch_sizes must be an integer >= 1"):
             sweep(bad, "const:0.01", out, BASE, train_set=DS)
+    for bad in ([16, "32"], [16, True]):
+        with pytest.raises(TypeError, match="each of batch_sizes must be an integer >= 1"):
+            sweep(bad, "const:0.01", out, BASE, train_set=DS)
+    with pytest.raises(TypeError, match="batch_sizes must be a non-empty list of integers"):
+        sweep(16, "const:0.01", out, BASE, train_set=DS)
 
 
 def test_rerun_on_other_data_does_not_reuse_results(tmp_path):

@@ -8,11 +8,12 @@ batch, a list of batches or a loader) into a P×P operator on flat parameter vec
 operator); :func:`vector_to_params` maps a flat vector back to the layers.
 
 Modules, each importing only those before it (and never another's private names):
-``checks`` (argument checks), ``base`` (operator algebra), ``params`` and ``batches`` (flat
-vectors, data), ``hvp`` (per-batch product kernels, which know nothing of operators),
-``operators`` (the network operators: data handling, weighting, model state), then the
-algorithms ``lanczos``, ``eigen``, ``density``, ``variance`` and ``distributed``, which use
-only the operators' public API.
+``base`` (operator algebra), ``params`` and ``batches`` (flat vectors, data), ``hvp``
+(per-batch product kernels, which know nothing of operators), ``operators`` (the network
+operators: data handling, weighting, model state), then the algorithms ``lanczos``,
+``eigen``, ``density``, ``variance`` and ``distributed``, which use only the operators'
+public API. Arguments are checked with :mod:`rmtlr.rmt.validation` and devices with
+:func:`rmtlr.profiles.resolve_device`, as everywhere in :mod:`rmtlr`.
 """
 
 from rmtlr.curvature.base import CurvatureOperator, LinearCombination, MatrixOperator, as_operator

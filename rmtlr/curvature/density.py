@@ -14,20 +14,12 @@ import numpy as np
 import torch
 
 from rmtlr.curvature.base import CurvatureOperator, as_operator
-from rmtlr.curvature.checks import check_int, check_seed
 from rmtlr.curvature.lanczos import lanczos
 from rmtlr.progress import progress_bar
+from rmtlr.rmt.validation import finite_scalar, integer, positive_scalar, random_seed
 
 __all__ = ["SLQDensity", "TraceEstimate", "hutchinson_trace", "slq_density",
            "slq_vector_seeds"]
-
-
-def _check_width(kernel_width: float) -> float:
-    if isinstance(kernel_width, bool) or not isinstance(kernel_width, (int, float, np.floating)):
-        raise TypeError(f"kernel_width must be a number, got {type(kernel_width).__name__}")
-    if not (np.isfinite(kernel_width) and kernel_width > 0):
-        raise ValueError(f"kernel_width must be finite and > 0, got {kernel_width!r}")
-    return float(kernel_width)
 
 
 def _check_grid(grid: object) -> np.ndarray:
@@ -97,8 +89,17 @@ class SLQDensity:
         -------
         numpy.ndarray
             The density on ``grid``.
+
+        Raises
+        ------
+        TypeError
+            If ``kernel_width`` is not a real number.
+        ValueError
+            If ``grid`` is not a non-empty 1-D array of finite values or ``kernel_width``
+            is not finite and > 0.
         """
-        width = self.kernel_width if kernel_width is None else _check_width(kernel_width)
+        width = (self.kernel_width if kernel_width is None
+                 else positive_scalar("kernel_width", kernel_width))
         return _smooth(self.nodes, self.weights, _check_grid(grid), width)
 
     def moment(self, k: int) -> float:
@@ -116,7 +117,7 @@ class SLQDensity:
         float
             The moment estimate.
         """
-        k = check_int("k", k, lo=0)
+        k = integer("k", k, lo=0)
         return float(np.mean(np.sum(self.weights * self.nodes ** k, axis=1)))
 
     def outliers(self) -> np.ndarray:
@@ -159,8 +160,8 @@ def slq_vector_seeds(seed: int | None, n: int) -> list[int]:
     >>> slq_vector_seeds(0, 3) == slq_vector_seeds(0, 5)[:3]
     True
     """
-    seed = check_seed(seed)
-    n = check_int("n", n, lo=1)
+    seed = random_seed("seed", seed, allow_none=True)
+    n = integer("n", n, lo=1)
     words = np.random.SeedSequence(0 if seed is None else seed).generate_state(n)
     return [int(w) for w in words]
 
@@ -214,9 +215,11 @@ def slq_density(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: in
     Raises
     ------
     TypeError
-        If a count or the seed is not an integer.
+        If a count, the seed, ``kernel_width`` or ``zero_tol`` is not a number (a string,
+        a bool, None).
     ValueError
-        If a count, ``kernel_width``, ``grid`` or ``zero_tol`` is out of range.
+        If a count or the seed is not a whole number in range (``2.5``), or
+        ``kernel_width``, ``grid`` or ``zero_tol`` is out of range.
 
     Examples
     --------
@@ -230,12 +233,11 @@ def slq_density(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: in
     """
     op = as_operator(op)
     P = op.shape[0]
-    num_steps = check_int("num_steps", num_steps, lo=1, hi=P)
-    n_v = check_int("num_vectors", num_vectors, lo=1)
-    if not (np.isfinite(zero_tol) and zero_tol >= 0):
-        raise ValueError(f"zero_tol must be finite and >= 0, got {zero_tol!r}")
+    num_steps = integer("num_steps", num_steps, lo=1, hi=P)
+    n_v = integer("num_vectors", num_vectors, lo=1)
+    zero_tol = finite_scalar("zero_tol", zero_tol, lo=0)
     if kernel_width is not None:
-        kernel_width = _check_width(kernel_width)
+        kernel_width = positive_scalar("kernel_width", kernel_width)
     if grid is not None:
         grid = _check_grid(grid)
     seeds = slq_vector_seeds(seed, n_v)
@@ -307,9 +309,10 @@ def hutchinson_trace(op: CurvatureOperator | torch.Tensor | np.ndarray,
     Raises
     ------
     TypeError
-        If ``num_vectors`` or ``seed`` is not an integer.
+        If ``num_vectors`` or ``seed`` is not a number.
     ValueError
-        If ``num_vectors`` < 2 or ``seed`` < 0.
+        If ``num_vectors`` is not a whole number ≥ 2 or ``seed`` not one in
+        [0, 2**63 − 1].
 
     Examples
     --------
@@ -319,8 +322,8 @@ def hutchinson_trace(op: CurvatureOperator | torch.Tensor | np.ndarray,
     6.0
     """
     op = as_operator(op)
-    n = check_int("num_vectors", num_vectors, lo=2)
-    seed = check_seed(seed)
+    n = integer("num_vectors", num_vectors, lo=2)
+    seed = random_seed("seed", seed, allow_none=True)
     P = op.shape[0]
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     vals = []

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from rmtlr.curvature.base import CurvatureOperator, as_operator
-from rmtlr.curvature.checks import check_int, check_seed
 from rmtlr.curvature.lanczos import working_dtype
 from rmtlr.progress import progress_bar
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["EigenResult", "top_eigenpairs"]
 
@@ -226,9 +226,9 @@ def top_eigenpairs(op: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
     Raises
     ------
     TypeError
-        If ``op`` is not an operator or matrix, or a count or ``seed`` not an integer.
+        If ``op`` is not an operator or matrix, or a count or ``seed`` not a number.
     ValueError
-        If a count is outside its range, ``which`` is unknown or ``tol`` is negative.
+        If a count or ``seed`` is not a whole number in its range, ``which`` is unknown or ``tol`` is negative.
 
     Warns
     -----
@@ -252,19 +252,19 @@ def top_eigenpairs(op: CurvatureOperator | torch.Tensor | np.ndarray, k: int = 1
     t_start = time.perf_counter()
     op = as_operator(op)
     P = op.shape[0]
-    k = check_int("k", k, lo=1, hi=P)
+    k = integer("k", k, lo=1, hi=P)
     if which not in ("largest", "smallest"):
         raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
-    b = k if block_size is None else check_int("block_size", block_size, lo=1, hi=P)
+    b = k if block_size is None else integer("block_size", block_size, lo=1, hi=P)
     if num_steps is None:
         n = min(P, max(2 * k + 20, 40, b))
     else:
-        n = check_int("num_steps", num_steps, lo=max(k, b), hi=P)
-    seed = check_seed(seed)
+        n = integer("num_steps", num_steps, lo=max(k, b), hi=P)
+    seed = random_seed("seed", seed, allow_none=True)
     if tol is None:
         tol = float(np.sqrt(torch.finfo(op.dtype).eps))
-    elif not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+    else:
+        tol = finite_scalar("tol", tol, lo=0)
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     Q, T, deflations, t_mv = _block_lanczos(op, n, b, gen, progress)
     theta, Y = np.linalg.eigh(T)

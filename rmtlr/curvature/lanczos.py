@@ -29,8 +29,8 @@ import scipy.linalg
 import torch
 
 from rmtlr.curvature.base import CurvatureOperator, as_operator
-from rmtlr.curvature.checks import check_int, check_seed
 from rmtlr.progress import progress_bar
+from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
 __all__ = ["LanczosResult", "lanczos", "working_dtype"]
 
@@ -160,9 +160,10 @@ def lanczos(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: int, *
     Raises
     ------
     TypeError
-        If ``op`` is not an operator or matrix, or ``num_steps``/``seed`` not integers.
+        If ``op`` is not an operator or matrix, or ``num_steps``/``seed`` not numbers.
     ValueError
-        If ``num_steps`` is outside [1, P], ``v0`` is zero or invalid, or
+        If ``num_steps`` is not a whole number in [1, P] or ``seed`` not one in
+        [0, 2**63 − 1], ``v0`` is zero or invalid, or
         ``breakdown_tol`` is negative.
 
     Examples
@@ -178,13 +179,12 @@ def lanczos(op: CurvatureOperator | torch.Tensor | np.ndarray, num_steps: int, *
     t_start = time.perf_counter()
     op = as_operator(op)
     P = op.shape[0]
-    m = check_int("num_steps", num_steps, lo=1, hi=P)
-    seed = check_seed(seed)
+    m = integer("num_steps", num_steps, lo=1, hi=P)
+    seed = random_seed("seed", seed, allow_none=True)
     dtype, device = working_dtype(op.dtype), op.device
     eps = torch.finfo(dtype).eps
-    tol = 100 * eps if breakdown_tol is None else float(breakdown_tol)
-    if not tol >= 0:
-        raise ValueError(f"breakdown_tol must be >= 0, got {breakdown_tol}")
+    tol = (100 * eps if breakdown_tol is None
+           else finite_scalar("breakdown_tol", breakdown_tol, lo=0))
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
     def random_vector() -> torch.Tensor:

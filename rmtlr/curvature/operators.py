@@ -40,6 +40,7 @@ from rmtlr.curvature.batches import (
 )
 from rmtlr.curvature.hvp import BN_MODES, HVP_METHODS, BatchProducts, batch_norm_statistics
 from rmtlr.curvature.params import vector_to_params
+from rmtlr.profiles import resolve_device
 from rmtlr.progress import progress_bar
 
 __all__ = ["LOSS_REDUCTIONS", "GGNOperator", "HessianOperator", "NetworkOperator", "ggn_vector_product",
@@ -97,20 +98,10 @@ class model_state_preserved:
 
 
 def _as_device(device: torch.device | str, name: str = "device") -> torch.device:
-    try:
-        d = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"{name} {device!r} is not a torch device ({err})") from None
-    if d.type == "meta":
-        raise ValueError(f"{name} 'meta' holds no data: curvature products need real tensors")
-    if d.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{name} {str(d)!r} was requested but CUDA is not available")
-        if d.index is None:
-            d = torch.device("cuda", torch.cuda.current_device())
-        elif d.index >= torch.cuda.device_count():
-            raise ValueError(f"{name} {str(d)!r} does not exist: "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
+    d = resolve_device(device, argument=name)
+    if d.type == "cuda" and d.index is None:
+        # Tensors report an indexed device; the operator's must compare equal to theirs.
+        d = torch.device("cuda", torch.cuda.current_device())
     return d
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rmtlr.curvature.checks import check_int, check_seed
 from rmtlr.curvature.operators import NetworkOperator
 from rmtlr.progress import progress_bar
+from rmtlr.rmt.validation import integer, random_seed
 
 __all__ = ["HessianVariance", "hessian_variance"]
 
@@ -106,9 +106,10 @@ def hessian_variance(op: NetworkOperator, num_vectors: int = 10, *, per_sample: 
     Raises
     ------
     TypeError
-        If ``op`` is not a network operator, or a count or the seed is not an integer.
+        If ``op`` is not a network operator, or a count or the seed is not a number.
     ValueError
-        If there are fewer than 2 units, ``num_vectors`` < 2, or per-sample units are
+        If there are fewer than 2 units, ``num_vectors`` is not a whole number ≥ 2, the
+        seed is out of range, or per-sample units are
         asked for with ``bn_mode="frozen-train"``.
 
     Examples
@@ -128,8 +129,8 @@ def hessian_variance(op: NetworkOperator, num_vectors: int = 10, *, per_sample: 
     if not isinstance(op, NetworkOperator):
         raise TypeError("op must be a HessianOperator or GGNOperator (it needs per-sample "
                         f"structure), got {type(op).__name__}")
-    n_z = check_int("num_vectors", num_vectors, lo=2)
-    seed = check_seed(seed)
+    n_z = integer("num_vectors", num_vectors, lo=2)
+    seed = random_seed("seed", seed, allow_none=True)
     P = op.shape[0]
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     values = []

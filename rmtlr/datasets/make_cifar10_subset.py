@@ -33,7 +33,24 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: no build time leak
 
 
 def selected(name: str) -> bool:
-    """Whether a member ``split/class/NNNN.jpg`` of the source belongs to the subset."""
+    """Tell whether a member ``split/class/NNNN.jpg`` of the source belongs to the subset.
+
+    Parameters
+    ----------
+    name : str
+        The member's path inside the source tar, e.g. ``"train/cat/0042.jpg"``.
+
+    Returns
+    -------
+    bool
+        True for a ``.jpg`` under ``train/`` or ``test/`` whose number is below
+        :data:`TRAIN_PER_CLASS` or :data:`TEST_PER_CLASS` respectively.
+
+    Examples
+    --------
+    >>> selected("train/cat/0042.jpg"), selected("train/cat/1000.jpg"), selected("README")
+    (True, False, False)
+    """
     p = PurePosixPath(name)
     if p.suffix != ".jpg" or len(p.parts) != 3 or p.parts[0] not in ("train", "test"):
         return False
@@ -42,7 +59,26 @@ def selected(name: str) -> bool:
 
 
 def build(source: Path, archive: Path) -> dict:
-    """Write the subset of ``source`` (the tar) to ``archive``; return the manifest."""
+    """Write the subset of ``source`` (the tar) to ``archive``; return the manifest.
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        The CIFAR-10 JPEG tar (``train/<class>/NNNN.jpg`` and ``test/<class>/NNNN.jpg``).
+    archive : pathlib.Path
+        The zip to write (overwritten).
+
+    Returns
+    -------
+    dict
+        The manifest: source and selection rule, classes, counts per class, and the
+        archive's SHA-256 and size in bytes (what ``cifar10_subset.json`` holds).
+
+    Raises
+    ------
+    SystemExit
+        If the source does not hold 10 classes with the expected number of images each.
+    """
     with tarfile.open(source) as tar:
         members = sorted((m for m in tar.getmembers() if m.isfile() and selected(m.name)),
                          key=lambda m: m.name)
@@ -77,7 +113,18 @@ def build(source: Path, archive: Path) -> dict:
 
 
 def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
+    """Return the hex SHA-256 of a file, read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -86,7 +133,18 @@ def sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: build (default) or check the shipped archive."""
+    """Build the shipped archive (default) or check it against a rebuild (``--check``).
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 if ``--check`` finds the archives different.
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", type=Path, help="the CIFAR-10 JPEG tar (train/ and test/ inside)")
     ap.add_argument("--check", action="store_true",

@@ -70,12 +70,12 @@ def build(name: str, num_classes: int, **kw: Any) -> nn.Module:
     Raises
     ------
     TypeError
-        If ``name`` is not a string, ``num_classes`` is not an integer (``10.7``, ``"10"``,
-        ``True``), an argument is not one the name allows, or an architecture argument
-        has the wrong type.
+        If ``name`` is not a string, ``num_classes`` is not a number (``"10"``, ``True``),
+        an argument is not one the name allows, or an architecture argument has the
+        wrong type.
     ValueError
-        If ``name`` is unknown, ``num_classes`` < 1, or an architecture argument is out of
-        range.
+        If ``name`` is unknown, ``num_classes`` is not a whole number ≥ 1 (``10.7``), or
+        an architecture argument is out of range.
 
     Examples
     --------

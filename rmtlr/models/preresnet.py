@@ -8,7 +8,7 @@ Depth d = 6n + 2 with n basic blocks per stage and widths 16, 32, 64; PreResNet-
 from __future__ import annotations
 
 from rmtlr.models.resnet import PreActResNet
-from rmtlr.rmt.validation import positive_int
+from rmtlr.rmt.validation import integer
 
 __all__ = ["PreResNet"]
 
@@ -26,13 +26,13 @@ class PreResNet(PreActResNet):
     Raises
     ------
     TypeError
-        If ``depth`` or ``num_classes`` is not an integer.
+        If ``depth`` or ``num_classes`` is not a number.
     ValueError
-        If ``depth`` is not 6n + 2 or ``num_classes`` < 1.
+        If ``depth`` is not 6n + 2 or ``num_classes`` is not a whole number ≥ 1.
     """
 
     def __init__(self, depth: int = 110, num_classes: int = 100) -> None:
-        depth = positive_int("depth", depth)
+        depth = integer("depth", depth)
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth must be 6n + 2 with n >= 1 (8, 20, 32, 56, 110), got {depth}")
         super().__init__((16, 16, 32, 64), (depth - 2) // 6, num_classes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rmtlr.rmt.validation import positive_int, real
+from rmtlr.rmt.validation import finite_scalar, integer
 
 __all__ = ["PreActBlock", "PreActResNet", "check_dropout"]
 
@@ -36,12 +36,7 @@ def check_dropout(dropout: float) -> float:
     ValueError
         If ``dropout`` is not in [0, 1).
     """
-    p = real("dropout", dropout)
-    if p.ndim != 0:
-        raise TypeError(f"dropout must be a single number, got {dropout!r}")
-    if not 0 <= float(p) < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    return float(p)
+    return finite_scalar("dropout", dropout, lo=0, hi=1, hi_open=True)
 
 
 class PreActBlock(nn.Module):
@@ -107,16 +102,16 @@ class PreActResNet(nn.Module):
     Raises
     ------
     TypeError
-        If a size is not an integer or ``dropout`` not a real number.
+        If a size or ``dropout`` is not a real number.
     ValueError
-        If a size is < 1 or ``dropout`` is not in [0, 1).
+        If a size is not a whole number ≥ 1 or ``dropout`` is not in [0, 1).
     """
 
     def __init__(self, widths: tuple[int, int, int, int], blocks_per_stage: int,
                  num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
-        blocks_per_stage = positive_int("blocks_per_stage", blocks_per_stage)
-        num_classes = positive_int("num_classes", num_classes)
+        blocks_per_stage = integer("blocks_per_stage", blocks_per_stage)
+        num_classes = integer("num_classes", num_classes)
         dropout = check_dropout(dropout)
         self.conv = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         blocks: list[nn.Module] = []

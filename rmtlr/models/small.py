@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rmtlr.rmt.validation import positive_int
+from rmtlr.rmt.validation import integer
 
 __all__ = ["MLP", "SmallCNN"]
 
@@ -34,9 +34,9 @@ class MLP(nn.Module):
     Raises
     ------
     TypeError
-        If a size is not an integer.
+        If a size is not a number.
     ValueError
-        If a size is < 1.
+        If a size is not a whole number ≥ 1.
 
     Examples
     --------
@@ -47,10 +47,10 @@ class MLP(nn.Module):
     def __init__(self, in_dim: int = 32, hidden: int = 64, depth: int = 2,
                  num_classes: int = 10) -> None:
         super().__init__()
-        in_dim = positive_int("in_dim", in_dim)
-        hidden = positive_int("hidden", hidden)
-        depth = positive_int("depth", depth)
-        num_classes = positive_int("num_classes", num_classes)
+        in_dim = integer("in_dim", in_dim)
+        hidden = integer("hidden", hidden)
+        depth = integer("depth", depth)
+        num_classes = integer("num_classes", num_classes)
         layers: list[nn.Module] = [nn.Flatten()]
         d = in_dim
         for _ in range(depth):
@@ -93,9 +93,9 @@ class SmallCNN(nn.Module):
     Raises
     ------
     TypeError
-        If a size is not an integer.
+        If a size is not a number.
     ValueError
-        If a size is < 1.
+        If a size is not a whole number ≥ 1.
 
     Examples
     --------
@@ -105,9 +105,9 @@ class SmallCNN(nn.Module):
 
     def __init__(self, num_classes: int = 10, width: int = 16, in_channels: int = 3) -> None:
         super().__init__()
-        num_classes = positive_int("num_classes", num_classes)
-        width = positive_int("width", width)
-        in_channels = positive_int("in_channels", in_channels)
+        num_classes = integer("num_classes", num_classes)
+        width = integer("width", width)
+        in_channels = integer("in_channels", in_channels)
         layers: list[nn.Module] = []
         c = in_channels
         for c_out in (width, 2 * width, 4 * width):

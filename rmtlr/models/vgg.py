@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from rmtlr.models.resnet import check_dropout
-from rmtlr.rmt.validation import positive_int
+from rmtlr.rmt.validation import finite_scalar, integer
 
 __all__ = ["VGG16", "VGG16_CFG"]
 
@@ -39,25 +39,24 @@ class VGG16(nn.Module):
     Raises
     ------
     TypeError
-        If ``num_classes`` is not an integer, ``batch_norm`` not a bool or ``dropout``
-        or ``width`` not a real number.
+        If ``num_classes``, ``dropout`` or ``width`` is not a real number, or
+        ``batch_norm`` not a bool.
     ValueError
-        If ``num_classes`` < 1, ``dropout`` is not in [0, 1) or ``width`` not in (0, 1]
+        If ``num_classes`` is not a whole number ≥ 1, ``dropout`` is not in [0, 1) or ``width`` not in (0, 1]
         or so small that a layer would have no channel.
     """
 
     def __init__(self, num_classes: int = 100, batch_norm: bool = False,
                  dropout: float = 0.5, width: float = 1.0) -> None:
         super().__init__()
-        num_classes = positive_int("num_classes", num_classes)
+        num_classes = integer("num_classes", num_classes)
         if not isinstance(batch_norm, bool):
             raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
         dropout = check_dropout(dropout)
-        if isinstance(width, bool) or not isinstance(width, (int, float)):
-            raise TypeError(f"width must be a real number in (0, 1], got {width!r}")
-        if not 0 < width <= 1 or round(64 * width) < 1:
+        width = finite_scalar("width", width, lo=0, hi=1, lo_open=True)
+        if round(64 * width) < 1:
             raise ValueError(f"width must be in (0, 1] with 64·width >= 1, got {width!r}")
-        self.width = float(width)
+        self.width = width
         layers: list[nn.Module] = []
         c_in = 3
         for v in VGG16_CFG:

@@ -7,7 +7,7 @@ WRN-28-10 on CIFAR-100 has about 36.5 M parameters (Zagoruyko & Komodakis 2016, 
 from __future__ import annotations
 
 from rmtlr.models.resnet import PreActResNet
-from rmtlr.rmt.validation import positive_int
+from rmtlr.rmt.validation import integer
 
 __all__ = ["WideResNet"]
 
@@ -29,16 +29,16 @@ class WideResNet(PreActResNet):
     Raises
     ------
     TypeError
-        If a size is not an integer or ``dropout`` not a real number.
+        If a size or ``dropout`` is not a real number.
     ValueError
-        If ``depth`` is not 6n + 4, ``width`` or ``num_classes`` < 1, or ``dropout`` is
-        not in [0, 1).
+        If ``depth`` is not 6n + 4, ``width`` or ``num_classes`` is not a whole number
+        ≥ 1, or ``dropout`` is not in [0, 1).
     """
 
     def __init__(self, depth: int = 28, width: int = 10, num_classes: int = 100,
                  dropout: float = 0.0) -> None:
-        depth = positive_int("depth", depth)
-        width = positive_int("width", width)
+        depth = integer("depth", depth)
+        width = integer("width", width)
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
         super().__init__((16, 16 * width, 32 * width, 64 * width), (depth - 4) // 6,

@@ -23,9 +23,9 @@ from numpy.typing import ArrayLike
 from rmtlr.rmt.ensembles import Seed, as_generator
 from rmtlr.rmt.validation import (
     finite,
+    integer,
     nonnegative,
     positive,
-    positive_int,
     real,
     scalar_or_array,
     whole_number,
@@ -320,11 +320,11 @@ def batch_noise_model(
     Raises
     ------
     TypeError
-        If an argument has the wrong type (e.g. a non-integer B or N in the per-sample mode).
+        If an argument has the wrong type (e.g. a string for B or N).
     ValueError
         If not exactly one noise source is given, a matrix is not symmetric or has the
         wrong shape, the per-sample Hessians do not average to H_emp, or a size is out
-        of range.
+        of range (in the per-sample mode B and N must be whole numbers, B ≤ N).
 
     Examples
     --------
@@ -358,8 +358,8 @@ def batch_noise_model(
             return H_emp.copy()
         return H_emp + scale * _symmetric_gaussian(P, rng)
 
-    B = positive_int("B (batch size) in the per-sample mode", B)
-    N = positive_int("N (number of samples) in the per-sample mode", N)
+    B = integer("B (batch size) in the per-sample mode", B)
+    N = integer("N (number of samples) in the per-sample mode", N)
     if not B <= N:
         raise ValueError(f"B (batch size) must satisfy 0 < B <= N; got B={B}, N={N}")
     if callable(per_sample):

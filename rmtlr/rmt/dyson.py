@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
-from rmtlr.rmt.validation import finite, positive_int, positive_scalar, real, scalar_or_array
+from rmtlr.rmt.validation import finite, integer, positive_scalar, real, scalar_or_array
 
 __all__ = [
     "ProfileOutlier",
@@ -316,7 +316,7 @@ def _upper_bound(op: _Operator) -> float:
 
 
 def _check_solver(tol: float, max_iter: int) -> tuple[float, int]:
-    return positive_scalar("tol", tol), positive_int("max_iter", max_iter)
+    return positive_scalar("tol", tol), integer("max_iter", max_iter)
 
 
 def dyson_stieltjes(

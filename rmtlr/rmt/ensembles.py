@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rmtlr.rmt.validation import nonnegative, positive_int, real
+from rmtlr.rmt.validation import integer, nonnegative, real
 
 __all__ = [
     "Seed",
@@ -59,7 +59,7 @@ def as_generator(seed: Seed = None) -> np.random.Generator:
     """
     if seed is None or isinstance(seed, np.random.Generator):
         return np.random.default_rng(seed) if seed is None else seed
-    return np.random.default_rng(positive_int("seed", seed, minimum=0))
+    return np.random.default_rng(integer("seed", seed, lo=0))
 
 
 def _check_scale(name: str, sigma: float) -> float:
@@ -93,9 +93,9 @@ def wigner(n: int, sigma: float = 1.0, seed: Seed = None) -> np.ndarray:
     Raises
     ------
     TypeError
-        If ``n`` is not an integer or ``sigma`` is not a real number.
+        If ``n`` or ``sigma`` is not a real number.
     ValueError
-        If ``n`` < 1 or ``sigma`` is not finite and ≥ 0.
+        If ``n`` is not a whole number ≥ 1 or ``sigma`` is not finite and ≥ 0.
 
     Examples
     --------
@@ -103,7 +103,7 @@ def wigner(n: int, sigma: float = 1.0, seed: Seed = None) -> np.ndarray:
     >>> bool(abs(np.linalg.eigvalsh(H)[-1] - 2.0) < 0.1)  # edge 2σ, TW scale 500^(−2/3)
     True
     """
-    n = positive_int("n", n)
+    n = integer("n", n)
     sigma = _check_scale("sigma", sigma)
     g = as_generator(seed).standard_normal((n, n))
     return sigma * (g + g.T) / np.sqrt(2.0 * n)
@@ -135,17 +135,17 @@ def wishart(p: int, n: int, sigma: float = 1.0, seed: Seed = None) -> np.ndarray
     Raises
     ------
     TypeError
-        If ``p`` or ``n`` is not an integer or ``sigma`` is not a real number.
+        If ``p``, ``n`` or ``sigma`` is not a real number.
     ValueError
-        If ``p`` or ``n`` < 1 or ``sigma`` is not finite and ≥ 0.
+        If ``p`` or ``n`` is not a whole number ≥ 1 or ``sigma`` is not finite and ≥ 0.
 
     Examples
     --------
     >>> wishart(3, 10, seed=0).shape
     (3, 3)
     """
-    p = positive_int("p", p)
-    n = positive_int("n", n)
+    p = integer("p", p)
+    n = integer("n", n)
     sigma = _check_scale("sigma", sigma)
     x = sigma * as_generator(seed).standard_normal((p, n))
     return x @ x.T / n
@@ -171,9 +171,9 @@ def haar_orthonormal(n: int, k: int, seed: Seed = None) -> np.ndarray:
     Raises
     ------
     TypeError
-        If ``n`` or ``k`` is not an integer.
+        If ``n`` or ``k`` is not a real number.
     ValueError
-        If ``n`` or ``k`` < 1 or k > n.
+        If ``n`` or ``k`` is not a whole number ≥ 1, or k > n.
 
     Examples
     --------
@@ -181,8 +181,8 @@ def haar_orthonormal(n: int, k: int, seed: Seed = None) -> np.ndarray:
     >>> bool(np.allclose(V.T @ V, np.eye(2)))
     True
     """
-    n = positive_int("n", n)
-    k = positive_int("k", k)
+    n = integer("n", n)
+    k = integer("k", k)
     if k > n:
         raise ValueError(f"k must satisfy 1 <= k <= n, got k={k} > n={n}")
     q, r = np.linalg.qr(as_generator(seed).standard_normal((n, k)))
@@ -274,9 +274,9 @@ def block_profile(S_blocks: ArrayLike, fractions: ArrayLike, n: int) -> np.ndarr
     Raises
     ------
     TypeError
-        If ``n`` is not an integer or an array is not real.
+        If ``n`` is not a real number or an array is not real.
     ValueError
-        If the shapes do not match, the fractions are not positive or do not sum to 1, or
+        If ``n`` is not a whole number ≥ 1, the shapes do not match, the fractions are not positive or do not sum to 1, or
         ``n`` is too small to give every block an index.
 
     Examples
@@ -287,7 +287,7 @@ def block_profile(S_blocks: ArrayLike, fractions: ArrayLike, n: int) -> np.ndarr
            [0.2, 0.2, 3. , 3. ],
            [0.2, 0.2, 3. , 3. ]])
     """
-    n = positive_int("n", n)
+    n = integer("n", n)
     S_blocks = real("S_blocks", S_blocks)
     fr = real("fractions", fractions)
     if S_blocks.ndim != 2 or S_blocks.shape[0] != S_blocks.shape[1] or S_blocks.shape[0] != fr.size:

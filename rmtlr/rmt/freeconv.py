@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rmtlr.rmt.validation import finite, positive_int, positive_scalar, scalar_or_array
+from rmtlr.rmt.validation import finite, integer, positive_scalar, scalar_or_array
 
 __all__ = ["free_convolution_density", "free_convolution_stieltjes"]
 
@@ -108,7 +108,7 @@ def _belinschi_bercovici(
 
 
 def _check_solver(tol: float, max_iter: int) -> tuple[float, int]:
-    return positive_scalar("tol", tol), positive_int("max_iter", max_iter)
+    return positive_scalar("tol", tol), integer("max_iter", max_iter)
 
 
 def free_convolution_stieltjes(

@@ -64,9 +64,9 @@ from rmtlr.rmt.batch import effective_batch_size
 from rmtlr.rmt.ensembles import Seed, as_generator
 from rmtlr.rmt.validation import (
     finite,
+    integer,
     nonnegative,
     positive,
-    positive_int,
     real,
     scalar_or_array,
     whole_number,
@@ -585,9 +585,10 @@ def per_sample_ggn_vectors(G_full: ArrayLike, N: int, *, seed: Seed = None) -> n
     Raises
     ------
     TypeError
-        If ``N`` is not an integer or ``G_full`` is not real.
+        If ``N`` is not a real number or ``G_full`` is not real.
     ValueError
-        If ``G_full`` is not symmetric positive semi-definite, or N < P.
+        If ``G_full`` is not symmetric positive semi-definite, or ``N`` is not a whole
+        number ≥ P.
 
     Examples
     --------
@@ -599,7 +600,7 @@ def per_sample_ggn_vectors(G_full: ArrayLike, N: int, *, seed: Seed = None) -> n
     U, root_w = _psd_factor("G_full", G_full)
     root = (U * root_w) @ U.T
     P = root.shape[0]
-    N = positive_int("N (number of samples)", N, minimum=P)
+    N = integer("N (number of samples)", N, lo=P)
     Z = as_generator(seed).standard_normal((P, N))
     L = np.linalg.cholesky(Z @ Z.T / N)
     return (root @ np.linalg.solve(L, Z)).T
@@ -637,10 +638,10 @@ def batch_ggn_model(
     Raises
     ------
     TypeError
-        If ``B`` is not an integer or an array is not real.
+        If ``B`` is not a real number or an array is not real.
     ValueError
         If not exactly one of ``per_sample`` and ``G_full`` is given, a shape is wrong,
-        ``G_full`` is not positive semi-definite, or B is out of range.
+        ``G_full`` is not positive semi-definite, or ``B`` is not a whole number in range.
 
     Examples
     --------
@@ -652,7 +653,7 @@ def batch_ggn_model(
     rng = as_generator(seed)
     if (per_sample is None) == (G_full is None):
         raise ValueError("give exactly one of per_sample or G_full")
-    B = positive_int("B (batch size)", B)
+    B = integer("B (batch size)", B)
     if per_sample is not None:
         X = real("per_sample", per_sample)
         if X.ndim != 2:

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import airy
 
-from rmtlr.rmt.validation import finite, positive_int, positive_scalar, real, scalar_or_array
+from rmtlr.rmt.validation import finite, integer, positive_scalar, real, scalar_or_array
 
 __all__ = [
     "TW1_MEAN",
@@ -601,9 +601,10 @@ def tracy_widom_cdf(s: ArrayLike, beta: int = 1, *, nodes: int = 60) -> float | 
     Raises
     ------
     TypeError
-        If ``s`` is not real or ``nodes`` is not an integer.
+        If ``s`` or ``nodes`` is not real.
     ValueError
-        If ``beta`` is not 1 or 2, ``nodes`` < 10, or ``s`` is NaN or infinite.
+        If ``beta`` is not 1 or 2, ``nodes`` is not a whole number ≥ 10, or ``s`` is NaN
+        or infinite.
 
     Examples
     --------
@@ -614,7 +615,7 @@ def tracy_widom_cdf(s: ArrayLike, beta: int = 1, *, nodes: int = 60) -> float | 
     """
     if beta not in (1, 2) or isinstance(beta, bool):
         raise ValueError(f"beta must be 1 or 2, got {beta!r}")
-    nodes = positive_int("nodes", nodes, minimum=10)
+    nodes = integer("nodes", nodes, lo=10)
     s = finite("s", s)
     flat = s.ravel()
     vals = np.empty(flat.shape)

@@ -1,11 +1,19 @@
-"""Argument checks shared by the whole library (NumPy only).
+"""Argument checks for the whole library: one module, one convention (NumPy only).
 
-Every public function of :mod:`rmtlr` checks its input with these helpers, so that bad
-input fails the same way everywhere: a :class:`TypeError` for a value of the wrong kind
-(a string, a bool, ``None``, a complex number, or a float where an integer is meant, as
-Python's own ``range(2.5)`` does) and a :class:`ValueError` for a value of the right
-kind outside its range (NaN, ∞, a negative size, a fractional parameter count). Both
-name the argument and the allowed range.
+Every public function of :mod:`rmtlr` that takes numbers checks them here (this module
+sits at the bottom of the package and imports neither torch nor any other part of
+rmtlr), so that bad input fails the same way everywhere, before any work starts, with a
+message that names the argument and the allowed values:
+
+- :class:`TypeError` when the value is not a real number at all: a string (``"32"``), a
+  bool, ``None``, a complex number, or a sequence where a single number is meant.
+- :class:`ValueError` when it is a real number that is not allowed: NaN, ∞, a number
+  outside its range, or a fraction where a whole number is meant (``batch_size=2.5``,
+  ``P=0.5``).
+
+Whole numbers may come as floats (``16.0``, ``1e3``): configurations round-trip through
+JSON, and ``1.5e7`` is a fine way to write a parameter count. Device arguments are
+checked by :func:`rmtlr.profiles.resolve_device`, the one place that knows about torch.
 
 Examples
 --------
@@ -15,29 +23,38 @@ array(32.)
 Traceback (most recent call last):
     ...
 TypeError: B (batch size) must be a real number or an array of real numbers, got '32'
->>> positive_int("num_classes", 10.7)
+>>> integer("num_classes", 10.7)
 Traceback (most recent call last):
     ...
-TypeError: num_classes must be an integer, got 10.7
+ValueError: num_classes must be an integer >= 1, got 10.7
+>>> integer("num_classes", 10.0)
+10
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "MAX_SEED",
     "finite",
+    "finite_scalar",
+    "integer",
     "nonnegative",
     "positive",
-    "positive_int",
     "positive_scalar",
+    "random_seed",
     "real",
     "scalar_or_array",
     "whole_number",
 ]
+
+#: Largest seed accepted: what ``torch.manual_seed`` and NumPy's generators both take.
+MAX_SEED = 2**63 - 1
 
 
 def _is_real_number(x: object) -> bool:
@@ -224,8 +241,12 @@ def whole_number(name: str, value: ArrayLike, *, allow_inf: bool = False) -> np.
     return arr
 
 
-def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Check an integer (Python or NumPy, not bool) ≥ ``minimum``; return a Python int.
+def integer(name: str, value: object, *, lo: int = 1, hi: int | None = None) -> int:
+    """Check a count, size, index or seed: a whole number in ``[lo, hi]``; return an int.
+
+    Python and NumPy integers are accepted, and so are floats with a whole value
+    (``16.0``, ``1e3``): configurations round-trip through JSON, where a count may come
+    back as a float. A fraction is a mistake, not a value to round.
 
     Parameters
     ----------
@@ -233,8 +254,10 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
         The argument's name, used in the error message.
     value : object
         The value to check.
-    minimum : int
+    lo : int
         Smallest allowed value.
+    hi : int or None, optional
+        Largest allowed value; ``None`` for no upper bound.
 
     Returns
     -------
@@ -244,16 +267,72 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     Raises
     ------
     TypeError
-        If ``value`` is not an integer (a float such as ``10.0`` or ``10.7``, a string or
-        a bool).
+        If ``value`` is not a single real number: a string, a bool, ``None``, a complex
+        number, a sequence or an array.
     ValueError
-        If ``value`` < ``minimum``.
+        If ``value`` is NaN, infinite, fractional (``2.5``) or outside ``[lo, hi]``.
+
+    Examples
+    --------
+    >>> integer("batch_size", 16.0)
+    16
+    >>> integer("num_steps", 2.5)
+    Traceback (most recent call last):
+        ...
+    ValueError: num_steps must be an integer >= 1, got 2.5
+    >>> integer("num_steps", "5")
+    Traceback (most recent call last):
+        ...
+    TypeError: num_steps must be an integer >= 1, got '5' (str)
     """
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    top = "2**63 - 1" if hi == MAX_SEED else hi
+    allowed = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {top}]"
+    if not _is_real_number(value):
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    if isinstance(value, numbers.Integral):
+        whole = int(value)
+    elif math.isfinite(value) and value == math.floor(value):
+        whole = math.floor(value)
+    else:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    if whole < lo or (hi is not None and whole > hi):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return whole
+
+
+def random_seed(name: str, value: object, *, allow_none: bool = False) -> int | None:
+    """Check a random seed: a whole number in [0, :data:`MAX_SEED`] (or ``None``).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the error message.
+    value : object
+        The seed.
+    allow_none : bool
+        Accept ``None`` (meaning: a fresh, unseeded generator) and return it.
+
+    Returns
+    -------
+    int or None
+        The seed as a Python int, or ``None``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a single real number (a generator object or a list included),
+        or is ``None`` without ``allow_none``.
+    ValueError
+        If ``value`` is negative, fractional or above :data:`MAX_SEED`.
+
+    Examples
+    --------
+    >>> random_seed("seed", 7.0), random_seed("seed", None, allow_none=True)
+    (7, None)
+    """
+    if value is None and allow_none:
+        return None
+    return integer(name, value, lo=0, hi=MAX_SEED)
 
 
 def positive_scalar(name: str, value: object) -> float:
@@ -284,6 +363,59 @@ def positive_scalar(name: str, value: object) -> float:
     v = float(arr)
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return v
+
+
+def finite_scalar(name: str, value: object, *, lo: float = -math.inf, hi: float = math.inf,
+                  lo_open: bool = False, hi_open: bool = False) -> float:
+    """Check a single finite real number in an interval; return it as a Python float.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the error message.
+    value : object
+        The value to check.
+    lo : float
+        The interval's lower end (default: none).
+    hi : float
+        The interval's upper end (default: none).
+    lo_open : bool
+        Exclude ``lo`` itself.
+    hi_open : bool
+        Exclude ``hi`` itself.
+
+    Returns
+    -------
+    float
+        ``value`` as a Python float.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a single real number (see :func:`real`).
+    ValueError
+        If ``value`` is NaN, infinite or outside the interval.
+
+    Examples
+    --------
+    >>> finite_scalar("momentum", 0.9, lo=0, hi=1, hi_open=True)
+    0.9
+    >>> finite_scalar("momentum", 1.5, lo=0, hi=1, hi_open=True)
+    Traceback (most recent call last):
+        ...
+    ValueError: momentum must be a finite number in [0, 1), got 1.5
+    """
+    arr = real(name, value)
+    if arr.ndim != 0:
+        raise TypeError(f"{name} must be a single number, got an array of shape {arr.shape}")
+    v = float(arr)
+    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        left = "(" if lo_open or lo == -math.inf else "["
+        right = ")" if hi_open or hi == math.inf else "]"
+        interval = f"{left}{lo:g}, {hi:g}{right}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
     return v
 
 
