@@ -111,6 +111,23 @@ def test_redirect_to_a_missing_page_fails(tmp_path, chromium):
     assert r.failures == ["redirects to nowhere.html, which does not exist"]
 
 
+MATHJAX = Path(__file__).resolve().parents[1] / "_vendor" / "_static" / "mathjax" / "startup.js"
+
+
+@pytest.mark.skipif(not MATHJAX.is_file(), reason="no MathJax copy yet (make book fetches it)")
+def test_tex_errors_and_equations_wider_than_the_column_fail(tmp_path, chromium):
+    wide = " + ".join(f"x_{{{i}}}" for i in range(60))
+    head = ("<script>window.MathJax = {loader: {load: ['input/tex', 'output/chtml']}};</script>"
+            f"<script defer src='{MATHJAX.as_uri()}'></script>")
+    (tmp_path / "tex.html").write_text(_page(
+        r"<article style='width: 600px'><p>Fine: \(x^2\). Undefined: \(\notamacro{x}\).</p>"
+        rf"<div class='math'>\[{wide}\]</div></article>", head))
+    [r] = check_book.check_site(tmp_path, chromium=chromium, widths=(1400,), out=io.StringIO())
+    assert _one(r.failures, r"TeX error: \notamacro in '\notamacro{x}'")
+    assert _one(r.failures, "display equation spills over the column at 1400 px")
+    assert len(r.failures) == 2, r.failures
+
+
 def test_no_browser_says_how_to_get_one(monkeypatch):
     monkeypatch.delenv("CHROMIUM", raising=False)
     monkeypatch.setenv("PATH", "")
