@@ -56,11 +56,12 @@ check-book: book
 
 # The chapters in JupyterLab, run by this project's .venv: its kernel is registered inside
 # the venv as "python3" (the name the chapters ask for), and Jupyter prefers the venv's
-# kernels to a user-wide one of the same name.
+# kernels to a user-wide one of the same name. (As root, in a container, JupyterLab must
+# be told that this is intended.)
 lab: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 \
 		--display-name "Python 3 (rmtlr .venv)" >/dev/null
-	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab book/
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab book/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -r benchmarks/requirements.txt

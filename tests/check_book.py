@@ -85,8 +85,8 @@ FLAGS = (
     "--mute-audio",
     # Belt and braces behind the per-page request interception: no host name resolves.
     "--host-resolver-rules=MAP * ~NOTFOUND",
-    # Offline pages read their neighbours (searchindex.js, MathJax's fonts) from file://.
-    "--allow-file-access-from-files",
+    # No --allow-file-access-from-files: a reader who opens _build/html/index.html has
+    # file:// pages that may not fetch() one another, and neither have these.
 )
 
 
