@@ -9,7 +9,7 @@ at 400 px viewport width. A page fails on
 
 - any console error or uncaught exception,
 - any failed request, any attempt to reach the network (only ``file:``/``data:`` load), and
-  any script loaded twice,
+  any script included twice,
 - math left untypeset after MathJax ran (a ``$…$``, ``\\(``, ``\\[`` or ``$$`` in the text),
   and any TeX error or undefined macro MathJax reports,
 - an image that does not load, or more than one search box in view,
@@ -272,6 +272,7 @@ class PageResult:
     images: int = 0
     display_math: int = 0
     screenshot: Path | None = None
+    root: Path | None = None  # the book's root, for file names in messages
 
     @property
     def weight(self) -> int:
@@ -335,9 +336,11 @@ class _Recorder:
 
     def on_Runtime_exceptionThrown(self, params: dict) -> None:
         d = params["exceptionDetails"]
-        text = d.get("exception", {}).get("description") or d.get("text", "exception")
+        exc = d.get("exception", {})
+        text = exc.get("description") or str(exc.get("value", "")) or d.get("text", "")
+        text = text.splitlines()[0].removeprefix("Uncaught ") if text else "exception"
         where = f" ({_short(d['url'], self.root)}:{d.get('lineNumber', 0) + 1})" if d.get("url") else ""
-        self.console.append(f"uncaught {text.splitlines()[0]}{where}")
+        self.console.append(f"uncaught {text}{where}")
 
     def on_Log_entryAdded(self, params: dict) -> None:
         entry = params["entry"]
@@ -377,7 +380,7 @@ SETTLE = r"""
 # not fit the text column.
 PROBE = r"""
 (async () => {
-  const out = {mathjax: null, mathErrors: [], untypeset: [], displayMath: [],
+  const out = {mathjax: null, mathBroken: null, mathErrors: [], untypeset: [], displayMath: [],
                images: document.images.length, mathNodes: document.querySelectorAll('.math').length};
   // Search controls a reader sees outside the article (the search dialog is hidden, and the
   // search page's own form is part of the article).
@@ -385,6 +388,10 @@ PROBE = r"""
     .filter((e) => !e.closest('dialog, article, .bd-search-container')
                    && e.getClientRects().length > 0
                    && getComputedStyle(e).visibility !== 'hidden').length;
+  // A script included twice (as tex-chtml.js was, once per copy of the static path) runs
+  // twice even when the browser fetches it once.
+  const srcs = [...document.querySelectorAll('script[src]')].map((e) => e.src.split('?')[0]);
+  out.scriptsTwice = [...new Set(srcs.filter((u, i) => srcs.indexOf(u) !== i))];
   document.querySelectorAll('details').forEach((d) => { d.open = true; });
   document.querySelectorAll('.toggle-hidden').forEach((e) => e.classList.remove('toggle-hidden'));
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
@@ -396,8 +403,8 @@ PROBE = r"""
       source.set(item.typesetRoot, item.math.trim());
       let mml = '';
       try { mml = mj.startup.toMML(item.root); } catch (e) {
-        out.mathErrors.push({tex: item.math.trim(), what: 'MathJax cannot serialise it: ' + e});
-        continue;
+        out.mathBroken = String(e);  // MathJax itself is broken (e.g. loaded twice over)
+        break;
       }
       // merror: a TeX error; a red mtext starting with a backslash: an undefined macro
       // (MathJax's noundefined package).
@@ -499,11 +506,11 @@ def check_page(devtools: DevTools, path: Path, page: str, width: int, *,
     PageResult
         Failures, warnings, sizes and counts.
     """
-    result = PageResult(page=page, width=width)
+    root = (root or path.parent).resolve()
+    result = PageResult(page=page, width=width, root=root)
     target = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = devtools.call("Target.attachToTarget", {"targetId": target,
                                                       "flatten": True})["sessionId"]
-    root = (root or path.parent).resolve()
     rec = _Recorder(devtools, session, root)
     devtools.listen(session, rec)
     probe = None
@@ -544,8 +551,6 @@ def check_page(devtools: DevTools, path: Path, page: str, width: int, *,
             continue
         file_url = url.split("?")[0]
         if file_url in seen:
-            if kind == "Script":  # as tex-chtml.js was, once per copy of the static path
-                result.failures.append(f"script loaded twice: {_short(file_url, root)}")
             continue
         seen.add(file_url)
         key = KINDS.get(kind, "other")
@@ -577,6 +582,9 @@ def _judge_probe(probe: dict, result: PageResult, strict_width: int = STRICT_WID
     """Turn what PROBE found in the page into failures and warnings."""
     if probe["mathNodes"] and not probe["mathjax"]:
         result.failures.append(f"{probe['mathNodes']} math elements but MathJax did not load")
+    if probe["mathBroken"]:
+        result.failures.append("MathJax is in a broken state: it cannot read back the math "
+                               f"it typeset ({probe['mathBroken']})")
     result.failures += [f"TeX error: {e['what']} in '{_one_line(e['tex'])}'"
                         for e in probe["mathErrors"]]
     result.failures += [f"untypeset math in the text: '{_one_line(s)}'" for s in probe["untypeset"]]
@@ -585,6 +593,8 @@ def _judge_probe(probe: dict, result: PageResult, strict_width: int = STRICT_WID
             msg = (f"display equation {eq['how']} at {result.width} px: {eq['width']} px "
                    f"wide, text column {eq['column']} px: '{_one_line(eq['tex'])}'")
             (result.failures if result.width >= strict_width else result.warnings).append(msg)
+    result.failures += [f"script included twice: {_short(u, result.root)}"
+                        for u in probe["scriptsTwice"]]
     if probe["searchBoxes"] > 1:
         result.failures.append(f"{probe['searchBoxes']} search boxes visible (one is enough)")
     result.images, result.display_math = probe["images"], len(probe["displayMath"])

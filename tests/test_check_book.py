@@ -46,6 +46,7 @@ def site(tmp_path_factory) -> Path:
         "math.html": _page(r"<p>The variance is $\sigma^2/B$ and \(x\) stays raw.</p>"),
         "heavy.html": _page("", "<script src='big.js'></script>"),
         "twice.html": _page("", "<script src='app.js'></script><script src='app.js?v=2'></script>"),
+        "same.html": _page("", "<script src='app.js?v=1'></script><script src='app.js?v=1'></script>"),
     }
     for name, html in pages.items():
         (root / name).write_text(html)
@@ -101,7 +102,8 @@ def test_untypeset_math_fails(results):
 def test_page_weight_and_duplicate_scripts_fail(results):
     assert _one(results["heavy.html"], "over the limit of 20 kB")
     assert not _one(results["good.html"], "over the limit")
-    assert _one(results["twice.html"], "script loaded twice: app.js")
+    assert _one(results["twice.html"], "script included twice: app.js")
+    assert _one(results["same.html"], "script included twice: app.js")
 
 
 def test_redirect_to_a_missing_page_fails(tmp_path, chromium):
