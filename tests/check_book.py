@@ -12,7 +12,8 @@ at 400 px viewport width. A page fails on
   any script included twice,
 - math left untypeset after MathJax ran (a ``$…$``, ``\\(``, ``\\[`` or ``$$`` in the text),
   and any TeX error or undefined macro MathJax reports,
-- an image that does not load, or more than one search box in view,
+- an image that does not load or is wider than the text column, or more than one search
+  box in view,
 - a display equation wider than the text column at 1400 px (at 400 px it is reported, and
   fails with ``--strict``: the book's convention is to break long equations so that they
   fit a phone too),
@@ -428,6 +429,11 @@ PROBE = r"""
       out.untypeset.push(n.data.slice(at, m.index + 60).replace(/\s+/g, ' ').trim());
     }
   }
+  out.wideImages = [...document.querySelectorAll('article img')].filter((img) => {
+    const column = img.closest('article').getBoundingClientRect();
+    const r = img.getBoundingClientRect();
+    return r.width > 0 && (r.right > column.right + 1 || r.left < column.left - 1);
+  }).map((img) => img.getAttribute('src'));
   for (const c of document.querySelectorAll('mjx-container[display="true"]')) {
     const math = c.querySelector('mjx-math') || c;
     const r = math.getBoundingClientRect();
@@ -593,6 +599,8 @@ def _judge_probe(probe: dict, result: PageResult, strict_width: int = STRICT_WID
             msg = (f"display equation {eq['how']} at {result.width} px: {eq['width']} px "
                    f"wide, text column {eq['column']} px: '{_one_line(eq['tex'])}'")
             (result.failures if result.width >= strict_width else result.warnings).append(msg)
+    result.failures += [f"image wider than the text column at {result.width} px: {src}"
+                        for src in probe["wideImages"]]
     result.failures += [f"script included twice: {_short(u, result.root)}"
                         for u in probe["scriptsTwice"]]
     if probe["searchBoxes"] > 1:

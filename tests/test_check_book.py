@@ -46,6 +46,8 @@ def site(tmp_path_factory) -> Path:
         "math.html": _page(r"<p>The variance is $\sigma^2/B$ and \(x\) stays raw.</p>"),
         "heavy.html": _page("", "<script src='big.js'></script>"),
         "twice.html": _page("", "<script src='app.js'></script><script src='app.js?v=2'></script>"),
+        "wide.html": _page("<article style='width: 300px'><img src='dot.png' alt='' "
+                           "style='width: 500px'></article>"),
         "same.html": _page("", "<script src='app.js?v=1'></script><script src='app.js?v=1'></script>"),
     }
     for name, html in pages.items():
@@ -92,6 +94,10 @@ def test_missing_files_fail(results):
     f = results["missing.html"]
     assert _one(f, "request failed: missing.js: net::ERR_FILE_NOT_FOUND")
     assert _one(f, "image does not load: gone.png")
+
+
+def test_an_image_wider_than_the_column_fails(results):
+    assert results["wide.html"] == ["image wider than the text column at 1400 px: dot.png"]
 
 
 def test_untypeset_math_fails(results):
