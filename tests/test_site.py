@@ -90,7 +90,7 @@ def test_equation_references_are_not_doubled_and_paper_equations_are_named(path)
     doubled = re.findall(r"(?:\bEqs?\.|\b[Ee]quations?)\s*\{eq\}`[^`]+`", text)
     assert not doubled, f"write {{eq}}`label` alone, it renders as 'Eq. (5.3)': {doubled}"
     # A bare "Eq. 24" is the paper's numbering; say so, so that it is not read as the book's.
-    bare = re.findall(r"(?<!paper )(?<!paper's )\b(?:Eqs?|Equations?)\.?\s?\(?\d+", text)
+    bare = re.findall(r"(?<![Pp]aper )(?<![Pp]aper's )\b(?:Eqs?|Equations?)\.?\s?\(?\d+", text)
     assert not bare, f"write the paper's equations as 'paper Eq. 24': {bare}"
 
 
