@@ -1,0 +1,62 @@
+"""Figures of the book, in one style.
+
+:mod:`rmtlr.plotting.style` holds the style (Okabe–Ito palette, page-width panels,
+:func:`stamp` below the axes); the other modules hold each chapter group's figures and read
+only stored or computed numbers, never computing a result themselves:
+
+- :mod:`~rmtlr.plotting.random_matrices` — chapters 1–5 (theory against simulation, spectra
+  against limit laws);
+- :mod:`~rmtlr.plotting.networks` — chapters 6–7 (SLQ densities, noise models, learning-rate
+  laws);
+- :mod:`~rmtlr.plotting.spectra` — chapter 8 (spectra across training);
+- :mod:`~rmtlr.plotting.batch_sweeps` — chapter 9 (learning rate against batch size);
+- :mod:`~rmtlr.plotting.learner` — chapter 10 (the Lanczos learner);
+- :mod:`~rmtlr.plotting.stability` — chapter 11 (sharpness and stability thresholds);
+- :mod:`~rmtlr.plotting.prediction` — chapter 12 (predicting the learning rate).
+
+Every public name is importable from :mod:`rmtlr.plotting` itself.
+"""
+
+from __future__ import annotations
+
+from rmtlr.plotting.random_matrices import (
+    THEORY_STYLES,
+    band,
+    histogram_vs_laws,
+    reference_slope,
+    theory_vs_simulation,
+)
+from rmtlr.plotting.style import (
+    ADAM_COLOR,
+    BATCH_COLOR,
+    FULL_COLOR,
+    PAGE_WIDTH,
+    PALETTE,
+    ROW_HEIGHT,
+    SGD_COLOR,
+    THEORY_COLOR,
+    colors,
+    stamp,
+    subplots,
+    use_style,
+)
+
+__all__ = [
+    "ADAM_COLOR",
+    "BATCH_COLOR",
+    "FULL_COLOR",
+    "PAGE_WIDTH",
+    "PALETTE",
+    "ROW_HEIGHT",
+    "SGD_COLOR",
+    "THEORY_COLOR",
+    "THEORY_STYLES",
+    "band",
+    "colors",
+    "histogram_vs_laws",
+    "reference_slope",
+    "stamp",
+    "subplots",
+    "theory_vs_simulation",
+    "use_style",
+]
