@@ -10,10 +10,14 @@ data, which profile, network and data produced a figure.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+
+if TYPE_CHECKING:
+    from rmtlr.curvature import SLQDensity
 
 #: Okabe & Ito (2008) colour-blind-safe palette, in the order the book uses it.
 PALETTE = {
@@ -168,7 +172,8 @@ NOISE_MODEL_STYLES = {
 
 
 def ritz_density(nodes: np.ndarray | list, weights: np.ndarray | list, *, P: int,
-                 kernel_width: float | None = None, grid: np.ndarray | None = None):
+                 kernel_width: float | None = None,
+                 grid: np.ndarray | None = None) -> SLQDensity:
     """Rebuild a :class:`rmtlr.curvature.SLQDensity` from stored Ritz values and weights.
 
     A results file keeps the nodes θ_k and weights τ_k of a Lanczos run; this puts them
@@ -229,7 +234,8 @@ def ritz_density(nodes: np.ndarray | list, weights: np.ndarray | list, *, P: int
                       lower, float("nan"))
 
 
-def plot_slq_vs_exact(ax: plt.Axes, eigenvalues: np.ndarray, density, *, bins: int = 80,
+def plot_slq_vs_exact(ax: plt.Axes, eigenvalues: np.ndarray, density: SLQDensity, *,
+                      bins: int = 80,
                       label: str = "SLQ") -> None:
     """Draw a histogram of exact eigenvalues and an SLQ density over it (log density axis).
 
