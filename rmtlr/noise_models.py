@@ -58,7 +58,8 @@ from rmtlr.train import TrainConfig, num_classes_of, train
 from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
 
 __all__ = ["CURVATURES", "NOISE_MODELS", "NoiseSpectrum", "measure_noise_models",
-           "noise_models_run", "noise_spectrum", "predict_batch_lam1", "prediction_rows"]
+           "noise_models_run", "noise_spectrum", "paper_rank_bound", "predict_batch_lam1",
+           "prediction_rows"]
 
 #: Curvature matrices measured: the Hessian and its generalised Gauss–Newton part.
 CURVATURES = ("hessian", "ggn")
@@ -661,3 +662,55 @@ def prediction_rows(record: Mapping[str, Any], *, label: str = "") -> list[dict[
                 row[f"ratio_{m}"] = None if p is None else p / b["mean"]
             rows.append(row)
     return rows
+
+
+def paper_rank_bound(model: nn.Module, input_shape: Sequence[int], num_classes: int) -> int:
+    r"""Return the paper's bound on a per-sample Hessian's rank (Sec. 7.1), ReLU networks.
+
+    For a feed-forward ReLU network with cross-entropy loss, d_x inputs, d_y = C outputs
+    and N_l hidden units in layer l, the paper bounds the rank of a per-sample Hessian by
+
+    .. math:: 4\,d_y\Big(\sum_l N_l + d_x\Big).
+
+    The hidden units are counted as the outputs of the ``nn.ReLU`` modules on one input
+    (every channel at every position, for a convolution).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its activations must be ``nn.ReLU`` modules.
+    input_shape : sequence of int
+        Shape of one input, e.g. (3, 32, 32).
+    num_classes : int
+        C = d_y.
+
+    Returns
+    -------
+    int
+        The bound (compare it with P: a bound above P says nothing).
+
+    Raises
+    ------
+    ValueError
+        If the model has no ``nn.ReLU`` module or ``num_classes`` < 1.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    >>> paper_rank_bound(net, (2, 3), 3)  # 4·3·(4 + 6)
+    120
+    """
+    C = as_count(num_classes, "num_classes")
+    units: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: units.append(out[0].numel()))
+             for m in model.modules() if isinstance(m, nn.ReLU)]
+    if not hooks:
+        raise ValueError("model has no nn.ReLU module: the bound counts ReLU units")
+    try:
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, dtype=p.dtype, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return 4 * C * (sum(units) + math.prod(input_shape))

@@ -240,3 +240,15 @@ def test_run_is_stored_once_and_read_back(tmp_path, monkeypatch):
     assert len(path.read_text().splitlines()) == 1
     with pytest.raises(TypeError, match="TrainConfig"):
         nm.noise_models_run(cfg.to_dict(), train_set=ds, results=path, **kw)
+
+
+def test_paper_rank_bound_counts_relu_units():
+    from rmtlr import models
+
+    mlp = models.build("mlp", 10, in_dim=3072, hidden=128, depth=2)
+    assert nm.paper_rank_bound(mlp, (3, 32, 32), 10) == 4 * 10 * (128 + 128 + 3072)
+    cnn = models.build("small_cnn", 10, width=8)
+    hidden = 8 * 32 * 32 + 16 * 16 * 16 + 32 * 8 * 8  # ReLU before each 2x2 pooling
+    assert nm.paper_rank_bound(cnn, (3, 32, 32), 10) == 40 * (hidden + 3072)
+    with pytest.raises(ValueError, match="nn.ReLU"):
+        nm.paper_rank_bound(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), (4,), 2)
