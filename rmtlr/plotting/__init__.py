@@ -19,6 +19,15 @@ Every public name is importable from :mod:`rmtlr.plotting` itself.
 
 from __future__ import annotations
 
+from rmtlr.plotting.networks import (
+    NOISE_MODEL_STYLES,
+    plot_batch_lam1,
+    plot_lr_vs_batch,
+    plot_noise_spectrum,
+    plot_ritz_densities,
+    plot_slq_vs_exact,
+    ritz_density,
+)
 from rmtlr.plotting.random_matrices import (
     THEORY_STYLES,
     band,
@@ -45,6 +54,7 @@ __all__ = [
     "ADAM_COLOR",
     "BATCH_COLOR",
     "FULL_COLOR",
+    "NOISE_MODEL_STYLES",
     "PAGE_WIDTH",
     "PALETTE",
     "ROW_HEIGHT",
@@ -54,7 +64,13 @@ __all__ = [
     "band",
     "colors",
     "histogram_vs_laws",
+    "plot_batch_lam1",
+    "plot_lr_vs_batch",
+    "plot_noise_spectrum",
+    "plot_ritz_densities",
+    "plot_slq_vs_exact",
     "reference_slope",
+    "ritz_density",
     "stamp",
     "subplots",
     "theory_vs_simulation",
