@@ -56,7 +56,7 @@ from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
 __all__ = ["CURVATURES", "PAPER_ACCURACY", "PAPER_RECIPE", "PAPER_RULES", "PAPER_SPECTRA",
            "CostEstimate", "checkpoint_path", "estimate_cost", "ggn_prediction",
            "network_config", "per_sample_flops", "results_dir", "run_spectra",
-           "spectra_across_training", "spectra_datasets", "spectrum_at",
+           "spectra_across_training", "spectra_datasets", "spectra_table", "spectrum_at",
            "theorem4_prediction", "train_with_checkpoints", "weights_digest"]
 
 #: From the paper (Sec. 9, VGG-16 without BN on CIFAR-100, α_0 = 0.05): top eigenvalue of
@@ -727,6 +727,64 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
                         "wall_time_s": time.perf_counter() - t0})
                 done = have()
     return [done[e] for e in want if e in done]
+
+
+def spectra_table(records: Iterable[Mapping[str, Any]], *, network: str = "") -> list[dict]:
+    """Flatten spectra records into one row per (checkpoint, curvature, batch size).
+
+    Parameters
+    ----------
+    records : iterable of Mapping
+        Records of :func:`spectra_across_training`.
+    network : str
+        A label stored in every row.
+
+    Returns
+    -------
+    list of dict
+        Rows with ``network``, ``epoch``, ``curvature``, ``B``, ``P``, ``N``,
+        ``lam1_full``, ``lam1_batch`` (mean over the batches), ``lam1_batch_min``,
+        ``lam1_batch_max``, ``theorem4`` and ``wishart`` (the two models' predictions;
+        ``wishart`` None where tr(A)/P <= 0), ``err_theorem4`` and ``err_wishart``
+        (prediction / measured mean − 1), ``sigma_eps``, ``trace_per_param``, ``val_acc``
+        (the validation accuracy at that epoch, None at epoch 0 or without validation).
+
+    Raises
+    ------
+    KeyError
+        If a record lacks the fields :func:`spectrum_at` writes.
+
+    Examples
+    --------
+    >>> rec = {"epoch": 1, "P": 10, "N": 100, "history": {"val_acc": [0.5]},
+    ...        "curvatures": {"hessian": {"lam1_full": 2.0, "sigma_eps": 0.1,
+    ...                                   "trace_per_param": 0.2, "batch": {"16": {
+    ...            "lam1_batch": [3.0, 5.0], "predicted_theorem4": 2.1,
+    ...            "predicted_wishart": 4.2}}}}}
+    >>> row = spectra_table([rec], network="net")[0]
+    >>> row["lam1_batch"], round(row["err_wishart"], 3), row["val_acc"]
+    (4.0, 0.05, 0.5)
+    """
+    rows = []
+    for r in records:
+        acc = (r.get("history") or {}).get("val_acc") or []
+        val_acc = acc[r["epoch"] - 1] if 0 < r["epoch"] <= len(acc) else None
+        for curv, c in r["curvatures"].items():
+            for B, b in sorted(c["batch"].items(), key=lambda kv: int(kv[0])):
+                lam_b = np.asarray(b["lam1_batch"], dtype=float)
+                mean = float(lam_b.mean())
+                wish = b.get("predicted_wishart")
+                rows.append({
+                    "network": network, "epoch": r["epoch"], "curvature": curv, "B": int(B),
+                    "P": r["P"], "N": r["N"], "lam1_full": c["lam1_full"],
+                    "lam1_batch": mean, "lam1_batch_min": float(lam_b.min()),
+                    "lam1_batch_max": float(lam_b.max()),
+                    "theorem4": b["predicted_theorem4"], "wishart": wish,
+                    "err_theorem4": b["predicted_theorem4"] / mean - 1,
+                    "err_wishart": None if wish is None else wish / mean - 1,
+                    "sigma_eps": c["sigma_eps"], "trace_per_param": c["trace_per_param"],
+                    "val_acc": val_acc})
+    return rows
 
 
 def spectra_datasets(name: str, *, download: bool = False, **kw: Any) -> tuple[Any, Any]:
