@@ -406,7 +406,8 @@ def spectrum_at(model: nn.Module, train_set: Any, *, batch_sizes: Sequence[int] 
                 curvatures: Iterable[str] = CURVATURES, full_samples: int | None = None,
                 variance_samples: int | None = None, variance_unit: int = 32,
                 variance_vectors: int = 4, trace_vectors: int = 10, noise_steps: int = 0,
-                chunk: int = 512, seed: int = 0, dtype: torch.dtype | None = None,
+                noise_curvatures: Iterable[str] | None = None, chunk: int = 512,
+                seed: int = 0, dtype: torch.dtype | None = None,
                 device: str | torch.device | None = None) -> dict[str, Any]:
     r"""Measure full-data and batch curvature spectra of ``model``, and predict the batch λ_1.
 
@@ -464,6 +465,8 @@ def spectrum_at(model: nn.Module, train_set: Any, *, batch_sizes: Sequence[int] 
         Hutchinson probes for tr(A_emp), >= 2.
     noise_steps : int
         Lanczos steps on ε = A_batch − A_emp (0: not measured).
+    noise_curvatures : iterable of str, optional
+        The curvatures whose ε is measured (default: all of ``curvatures``).
     chunk : int
         Samples per forward pass of the full-data and variance products.
     seed : int
@@ -514,6 +517,11 @@ def spectrum_at(model: nn.Module, train_set: Any, *, batch_sizes: Sequence[int] 
     variance_vectors = as_count(variance_vectors, "variance_vectors", lo=2)
     trace_vectors = as_count(trace_vectors, "trace_vectors", lo=2)
     noise_steps = as_count(noise_steps, "noise_steps", lo=0)
+    noise_curvatures = curvatures if noise_curvatures is None else (
+        (noise_curvatures,) if isinstance(noise_curvatures, str) else tuple(noise_curvatures))
+    if not set(noise_curvatures) <= set(curvatures):
+        raise ValueError(f"noise_curvatures must be a subset of curvatures={curvatures!r}, "
+                         f"got {noise_curvatures!r}")
     variance_unit = as_count(variance_unit, "variance_unit")
     chunk = as_count(chunk, "chunk")
     seed = as_seed(seed)
@@ -579,7 +587,7 @@ def spectrum_at(model: nn.Module, train_set: Any, *, batch_sizes: Sequence[int] 
                 "predicted_wishart": (ggn_prediction(lam1, P=P, B=B, N=N, noise_var=mean_eig)
                                       if mean_eig > 0 else None),
                 "batch_density": _density_dict(first)}
-            if noise_steps:
+            if noise_steps and name in noise_curvatures:
                 tic = time.perf_counter()
                 eps = Op(model, loss, batches[B][0], **kw) - full_op
                 ns = curvature.slq_density(eps, min(noise_steps, P), 1, seed=seed + 7919)
@@ -676,8 +684,8 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
     store = ResultsFile(results / "spectra.jsonl")
     store.check_writable()
     store.records()  # a corrupt file fails now, not after training
-    prof_name = get_profile(profile).name
     device = resolve_device(device, profile=profile)
+    prof_name = get_profile(profile, device=device).name
     config = cfg.to_dict()
     try:
         kw_key = {e: json.loads(json.dumps(kw, sort_keys=True, allow_nan=False))
@@ -787,7 +795,8 @@ def spectra_table(records: Iterable[Mapping[str, Any]], *, network: str = "") ->
     return rows
 
 
-def spectra_datasets(name: str, *, download: bool = False, **kw: Any) -> tuple[Any, Any]:
+def spectra_datasets(name: str, *, download: bool = False,
+                     device: str | torch.device | None = None, **kw: Any) -> tuple[Any, Any]:
     """Return the (training, validation) images of the spectra runs, held in memory.
 
     The curvature products need the same samples on every pass, and a training run on a
@@ -804,6 +813,9 @@ def spectra_datasets(name: str, *, download: bool = False, **kw: Any) -> tuple[A
         45,000/5,000 split).
     download : bool
         Let torchvision download CIFAR when it is absent.
+    device : str or torch.device, optional
+        Where the tensors live (default the CPU); on a GPU, training batches and curvature
+        products then need no copies from the host.
     **kw
         Further arguments of the loader (e.g. ``per_class``).
 
@@ -820,20 +832,25 @@ def spectra_datasets(name: str, *, download: bool = False, **kw: Any) -> tuple[A
         If the data are absent and cannot be downloaded.
     """
     if name in ("images", "cifar10_subset"):
-        return (rdata.load("images", "train", **kw), rdata.load("images", "val", **kw))
-    if name == "cifar10_jpeg":
-        return tuple(rdata.load("cifar10_jpeg", s, in_memory=True, **kw)
+        sets = (rdata.load("images", "train", **kw), rdata.load("images", "val", **kw))
+    elif name == "cifar10_jpeg":
+        sets = tuple(rdata.load("cifar10_jpeg", s, in_memory=True, **kw)
                      for s in ("train", "val"))
-    if name in ("cifar100", "cifar10"):
-        out = []
+    elif name in ("cifar100", "cifar10"):
+        sets = []
         for split in ("train", "val"):
             lazy = rdata.load(name, split, download=download, augment=False, **kw)
             xs, ys = zip(*(lazy[i] for i in range(len(lazy))))
-            out.append(rdata.LabelledTensors(torch.stack(xs), torch.as_tensor(ys),
-                                             lazy.description, lazy.num_classes))
-        return tuple(out)
-    raise ValueError(f"name must be 'images', 'cifar10_jpeg', 'cifar100' or 'cifar10', "
-                     f"got {name!r}")
+            sets.append(rdata.LabelledTensors(torch.stack(xs), torch.as_tensor(ys),
+                                              lazy.description, lazy.num_classes))
+    else:
+        raise ValueError(f"name must be 'images', 'cifar10_jpeg', 'cifar100' or 'cifar10', "
+                         f"got {name!r}")
+    if device is None or torch.device(device).type == "cpu":
+        return tuple(sets)
+    dev = resolve_device(device)
+    return tuple(rdata.LabelledTensors(d.tensors[0].to(dev), d.tensors[1].to(dev),
+                                       d.description, d.num_classes) for d in sets)
 
 
 def per_sample_flops(model: nn.Module, kind: str, *, input_shape: Sequence[int] = (3, 32, 32),
@@ -842,8 +859,8 @@ def per_sample_flops(model: nn.Module, kind: str, *, input_shape: Sequence[int] 
 
     Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix
     products, forward and backward; elementwise work is not counted) on two random
-    inputs, divided by two. Operator products are counted on their second call (the
-    first also sets the operator up).
+    inputs, divided by two, on the model's device. Operator products are counted on their
+    second call (the first also sets the operator up).
 
     Parameters
     ----------
@@ -879,12 +896,13 @@ def per_sample_flops(model: nn.Module, kind: str, *, input_shape: Sequence[int] 
     kinds = ("forward", "train", "hessian", "ggn")
     if kind not in kinds:
         raise ValueError(f"kind must be one of {kinds}, got {kind!r}")
-    net = copy.deepcopy(model).cpu().float().eval()
+    net = copy.deepcopy(model).float().eval()
+    dev = next(net.parameters()).device
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, *input_shape, generator=gen)
+    x = torch.randn(2, *input_shape, generator=gen).to(dev)
     with torch.no_grad():
         classes = num_classes or net(x).shape[1]
-    y = torch.randint(0, classes, (2,), generator=gen)
+    y = torch.randint(0, classes, (2,), generator=gen).to(dev)
     counter = FlopCounterMode(display=False)
     if kind in ("forward", "train"):
         with counter:
@@ -894,7 +912,7 @@ def per_sample_flops(model: nn.Module, kind: str, *, input_shape: Sequence[int] 
     else:
         Op = curvature.HessianOperator if kind == "hessian" else curvature.GGNOperator
         op = Op(net, nn.functional.cross_entropy, (x, y))
-        v = torch.randn(op.shape[0], generator=gen)
+        v = torch.randn(op.shape[0], generator=gen).to(dev)
         op @ v
         with counter:
             op @ v
@@ -944,15 +962,16 @@ class CostEstimate:
 
 def estimate_cost(model: nn.Module, *, train_samples: int, val_samples: int, epochs: int,
                   checkpoints: int, spectra_kw: Mapping[str, Any], flops_per_s: float,
-                  rate_source: str, noise_checkpoints: int = 0,
-                  num_classes: int | None = None) -> CostEstimate:
+                  rate_source: str, noise_kw: Mapping[str, Any] | None = None,
+                  noise_checkpoints: int = 0, num_classes: int | None = None) -> CostEstimate:
     r"""Estimate the work and time of :func:`spectra_across_training` before running it.
 
     Training: epochs × (train_samples × F_train + val_samples × F_forward). Spectra, per
     checkpoint and curvature, in products of one sample (F_hessian or F_ggn each, from
     :func:`per_sample_flops`): m·n_v·N (full data) + Σ_B m·B·(num_batches + n_v − 1)
     (batches) + trace_vectors·N (Hutchinson) + variance_vectors·n_var (Algorithm 1), plus
-    at ``noise_checkpoints`` of them noise_steps·(N + B) per B (ε = A_batch − A_emp).
+    at ``noise_checkpoints`` of them, with ``noise_kw`` added, noise_steps·(N + B) per B
+    for each of its ``noise_curvatures`` (ε = A_batch − A_emp).
     Dividing by a sustained rate gives the time; the rate is the caller's, stated in
     ``rate_source``.
 
@@ -974,8 +993,11 @@ def estimate_cost(model: nn.Module, *, train_samples: int, val_samples: int, epo
         Sustained rate, > 0.
     rate_source : str
         Where the rate comes from, e.g. ``"assumed: half a T4's 8.1 TFLOP/s fp32 peak"``.
+    noise_kw : Mapping, optional
+        The keyword arguments added at the checkpoints that measure ε (``noise_steps``,
+        ``noise_curvatures``).
     noise_checkpoints : int
-        How many of the checkpoints measure ε's spectrum (``noise_steps``).
+        How many of the checkpoints measure ε's spectrum.
     num_classes : int, optional
         Classes (default: the model's output width).
 
@@ -1003,12 +1025,14 @@ def estimate_cost(model: nn.Module, *, train_samples: int, val_samples: int, epo
     counts = (m * n_v * N + sum(m * B * (nb + n_v - 1) for B in sizes)
               + as_count(kw.get("trace_vectors", 10), "trace_vectors") * N
               + as_count(kw.get("variance_vectors", 4), "variance_vectors") * n_var)
-    noise = as_count(kw.get("noise_steps", 0), "noise_steps", lo=0) * sum(N + B for B in sizes)
+    nkw = {**kw, **dict(noise_kw or {})}
+    noise = as_count(nkw.get("noise_steps", 0), "noise_steps", lo=0) * sum(N + B for B in sizes)
+    noisy = nkw.get("noise_curvatures") or curvs
     f = {k: per_sample_flops(model, k, num_classes=num_classes)
          for k in ("forward", "train", *curvs)}
+    n_noise = as_count(noise_checkpoints, "noise_checkpoints", lo=0)
     spectra = sum(f[c] * (as_count(checkpoints, "checkpoints") * counts
-                          + as_count(noise_checkpoints, "noise_checkpoints", lo=0) * noise)
-                  for c in curvs)
+                          + (n_noise * noise if c in noisy else 0)) for c in curvs)
     train_flops = as_count(epochs, "epochs") * (
         as_count(train_samples, "train_samples") * f["train"]
         + as_count(val_samples, "val_samples", lo=0) * f["forward"])
@@ -1103,7 +1127,7 @@ def run_spectra(networks: Mapping[str, Mapping[str, Any]], *, dataset: str,
     if not cfgs:
         raise ValueError("networks must name at least one network")
     if train_set is None or val_set is None:
-        tr, va = spectra_datasets(dataset, download=download)
+        tr, va = spectra_datasets(dataset, download=download, device=device)
         train_set = tr if train_set is None else train_set
         val_set = va if val_set is None else val_set
     out = {}

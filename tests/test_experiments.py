@@ -5,6 +5,7 @@ import dataclasses
 import doctest
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -299,6 +300,9 @@ def test_bad_input():
         ex.spectrum_at(model, DS, batch_sizes=8)
     with pytest.raises(ValueError, match="noise_steps"):
         ex.spectrum_at(model, DS, batch_sizes=[8], noise_steps=-1)
+    with pytest.raises(ValueError, match="noise_curvatures must be a subset"):
+        ex.spectrum_at(model, DS, batch_sizes=[8], curvatures=["ggn"], noise_steps=2,
+                       noise_curvatures=["hessian"])
     with pytest.raises(ValueError, match="curvatures"):
         ex.spectrum_at(model, DS, curvatures=("fisher",))
     with pytest.raises(ValueError, match="full_samples"):
@@ -337,10 +341,13 @@ def test_spectra_records_carry_weights_and_per_epoch_keywords(tmp_path):
     kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2,
           "variance_unit": 8, "trace_vectors": 2}
     recs = ex.spectra_across_training(CFG, [1, 3], tmp_path, train_set=DS, device="cpu",
-                                      spectra_kw=kw, epoch_kw={3: {"noise_steps": 4}})
+                                      spectra_kw=kw,
+                                      epoch_kw={3: {"noise_steps": 4, "noise_curvatures": ["hessian"]}})
     assert "noise" not in recs[0]["curvatures"]["hessian"]["batch"]["8"]
+    assert "noise" not in recs[1]["curvatures"]["ggn"]["batch"]["8"]
     assert len(recs[1]["curvatures"]["hessian"]["batch"]["8"]["noise"]["nodes"][0]) == 4
-    assert recs[1]["spectra_kw"] == {**kw, "noise_steps": 4} and recs[0]["spectra_kw"] == kw
+    assert recs[1]["spectra_kw"] == {**kw, "noise_steps": 4, "noise_curvatures": ["hessian"]}
+    assert recs[0]["spectra_kw"] == kw
     for r in recs:
         state = torch.load(tmp_path / r["checkpoint"], weights_only=True)["state_dict"]
         assert r["weights_sha256"] == ex.weights_digest(state)
@@ -380,13 +387,14 @@ def test_estimate_cost_counts_every_product(monkeypatch):
     monkeypatch.setattr(ex, "per_sample_flops", lambda model, kind, **kw: unit[kind])
     kw = {"batch_sizes": [16, 128], "num_batches": 5, "lanczos_steps": 40, "full_samples": 1024,
           "slq_vectors": 1, "trace_vectors": 10, "variance_vectors": 4,
-          "variance_samples": 512, "noise_steps": 30}
+          "variance_samples": 512}
     est = ex.estimate_cost(_net(), train_samples=9000, val_samples=1000, epochs=30,
                            checkpoints=4, noise_checkpoints=1, spectra_kw=kw,
+                           noise_kw={"noise_steps": 30, "noise_curvatures": ["hessian"]},
                            flops_per_s=1e3, rate_source="assumed")
     per_ckpt = 40 * 1024 + 40 * 5 * (16 + 128) + 10 * 1024 + 4 * 512
-    noise = 30 * (1024 + 16 + 1024 + 128)
-    assert est.spectra_flops == (10 + 5) * (4 * per_ckpt + noise)
+    noise = 30 * (1024 + 16 + 1024 + 128)  # the Hessian's ε only
+    assert est.spectra_flops == (10 + 5) * 4 * per_ckpt + 10 * noise
     assert est.train_flops == 30 * (9000 * 3 + 1000 * 1)
     assert est.seconds == pytest.approx((est.train_flops + est.spectra_flops) / 1e3)
     assert "assumed" in est.describe()
@@ -407,3 +415,101 @@ def test_network_config_is_the_paper_recipe():
     assert (cfg.model, cfg.model_kw, cfg.lr, cfg.epochs) == ("vgg16", {"width": 0.125}, 0.05, 30)
     with pytest.raises(ValueError, match="exactly the keys"):
         ex.network_config({**spec, "momentum": 0.5}, dataset="images")
+
+
+# --- chapter 8's gpu and full profiles, which no CPU test can run at their real size ---
+
+CHAPTER8 = Path(__file__).resolve().parents[1] / "book" / "08_spectra_across_training.ipynb"
+
+
+def _tiny_images(name, split="train", **kw):
+    """A stand-in for torchvision's CIFAR-100 (no download): 100 classes, 3×32×32."""
+    n = {"train": 160, "val": 48, "test": 48}[split]
+    ds = data.synthetic_images(n=n, num_classes=100, seed={"train": 0, "val": 1}.get(split, 2))
+    return data.LabelledTensors(*ds.tensors, f"CIFAR100 (torchvision stand-in): {split} split, "
+                                f"n={n}", 100)
+
+
+def _chapter8_parameters(profile, monkeypatch, tmp_path):
+    """Execute chapter 8's parameters cell as the given profile would, on the CPU."""
+    cell = next("".join(c["source"]) for c in json.loads(CHAPTER8.read_text())["cells"]
+                if "parameters" in c.get("metadata", {}).get("tags", []))
+    monkeypatch.setenv("RMTLR_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(data, "load", _tiny_images)
+    from rmtlr import notebook
+    from rmtlr.profiles import get_profile
+
+    g = {"prof": get_profile(profile, device="cpu"), "notebook": notebook}
+    exec(compile(cell, str(CHAPTER8), "exec"), g)  # noqa: S102 (the chapter's own cell)
+    return g
+
+
+@pytest.mark.parametrize("profile", ["gpu", "full"])
+def test_chapter8_gpu_and_full_settings_are_the_papers(profile, monkeypatch, tmp_path):
+    g = _chapter8_parameters(profile, monkeypatch, tmp_path)
+    assert g["DATASET"] == "cifar100" and g["C"] == 100
+    assert g["RESULTS"] == tmp_path / "results"  # RMTLR_RESULTS (e.g. a Google Drive folder)
+    vgg = next(k for k, n in g["NETWORKS"].items() if n["model"] == "vgg16")
+    assert g["NETWORKS"][vgg]["model_kw"] == {} and g["P_OF"][vgg] == 15_291_300
+    assert g["NETWORKS"][vgg]["lr"] == 0.05
+    cfg = ex.network_config(g["NETWORKS"][vgg], dataset=g["DATASET"])
+    assert (cfg.momentum, cfg.weight_decay, cfg.schedule, cfg.augment) == (0.9, 5e-4, "eq23", True)
+    assert g["SPECTRA_KW"]["curvatures"] == ["hessian", "ggn"]
+    if profile == "full":
+        assert {n["model"] for n in g["NETWORKS"].values()} == {"vgg16", "wrn28_10"}
+        assert all(n["epochs"] == 300 for n in g["NETWORKS"].values())
+        assert g["SPECTRA_KW"]["lanczos_steps"] == 100 and g["SPECTRA_KW"]["full_samples"] == 45_000
+        assert g["NOISE_KW"]["noise_steps"] == 100
+    # 45k/5k: the data set the cell loaded through the torchvision branch, held in memory
+    assert isinstance(g["train_set"], data.LabelledTensors)
+
+
+def test_gpu_profile_estimate_is_about_half_an_hour_on_a_t4(monkeypatch, tmp_path):
+    # The gpu profile is sized for ~30 minutes at the stated T4 rate, from counted FLOPs
+    # of the real VGG-16 (P = 15,291,300) and the real CIFAR-100 sizes (45,000 / 5,000).
+    g = _chapter8_parameters("gpu", monkeypatch, tmp_path)
+    ((_, n),) = g["NETWORKS"].items()
+    est = ex.estimate_cost(models.build(n["model"], 100, **n["model_kw"]), train_samples=45_000,
+                           val_samples=5_000, epochs=n["epochs"],
+                           checkpoints=len(n["checkpoints"]), spectra_kw=g["SPECTRA_KW"],
+                           noise_kw=g["NOISE_KW"], noise_checkpoints=1,
+                           flops_per_s=g["RATE"][0], rate_source=g["RATE"][1])
+    assert 20 * 60 < est.seconds < 40 * 60, est.describe()
+    assert "T4" in est.rate_source
+
+
+@pytest.mark.parametrize("profile", ["gpu", "full"])
+def test_chapter8_gpu_and_full_path_runs_end_to_end_on_tiny_stand_ins(profile, monkeypatch,
+                                                                      tmp_path):
+    g = _chapter8_parameters(profile, monkeypatch, tmp_path)
+    real_build = models.build
+
+    def tiny(name, num_classes, **kw):  # the full-width networks, shrunk to CPU size
+        if name == "vgg16":
+            return real_build("vgg16", num_classes, width=1 / 16)
+        return real_build("wrn", num_classes, depth=10, width=1)
+
+    monkeypatch.setattr(models, "build", tiny)
+    nets = {k: {**n, "epochs": 2, "checkpoints": [0, 2]} for k, n in g["NETWORKS"].items()}
+    kw = {**g["SPECTRA_KW"], "full_samples": 64, "lanczos_steps": 4, "num_batches": 2,
+          "batch_sizes": [4, 16], "variance_samples": 32, "variance_unit": 8,
+          "trace_vectors": 2, "variance_vectors": 2}
+    noise = {**g["NOISE_KW"], "noise_steps": 3}
+    run = {"dataset": g["DATASET"], "spectra_kw": kw, "noise_kw": noise,
+           "results": g["RESULTS"], "train_set": g["train_set"], "val_set": g["val_set"],
+           "device": "cpu", "profile": profile}
+    recs = ex.run_spectra(nets, **run)
+    assert set(recs) == set(nets)
+    for label, rs in recs.items():
+        assert [r["epoch"] for r in rs] == [0, 2] and rs[0]["profile"] == profile
+        assert "noise" in rs[1]["curvatures"]["hessian"]["batch"]["16"]
+        state = torch.load(g["RESULTS"] / rs[1]["checkpoint"], weights_only=True)["state_dict"]
+        assert ex.weights_digest(state) == rs[1]["weights_sha256"]
+        assert len(ex.spectra_table(rs, network=label)) == 2 * 2 * 2
+    # A disconnect and a rerun: everything is read back, nothing recomputed.
+    def boom(*a, **k):
+        raise AssertionError("recomputed a stored result")
+
+    monkeypatch.setattr(ex, "spectrum_at", boom)
+    monkeypatch.setattr(ex, "train_with_checkpoints", boom)
+    assert ex.run_spectra(nets, **run) == recs
