@@ -624,8 +624,10 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
     ``date``, ``wall_time_s``. Epochs already recorded for the same config, keyword
     arguments and data are read back, not recomputed, and training is skipped when every
     epoch is there; checkpoints live under ``results/checkpoints``. A kill loses at most
-    the checkpoint being measured. Two processes asking for the same spectra compute them
-    once: the second waits for the first (its claim on the job) and reads its records.
+    the checkpoint being measured. Processes asking for the same spectra compute each
+    checkpoint once: training is claimed for the whole job, each checkpoint's spectra
+    separately, so several processes share the checkpoints of one job (each measures the
+    next one nobody has claimed) and wait for the others' records.
 
     Parameters
     ----------
@@ -704,36 +706,46 @@ def spectra_across_training(cfg: TrainConfig, epochs: Iterable[int],
         return {e: r for e, r in found.items() if r is not None}
 
     done = have()
-    if len(done) < len(want):
-        # One claim for the whole job: its epochs share one training run.
+    missing = [e for e in want if e not in done]
+    if missing:
+        # Training: one claim for the job, so that its checkpoints are written once.
         job = run_key(config, data, spectra_kw=[kw_key[e] for e in want], epochs=want)
         with store.claim(job, wait=True):
-            done = have()
-            missing = [e for e in want if e not in done]
-            if missing:
-                run = train_with_checkpoints(cfg, missing, results, train_set=train_set,
-                                             val_set=val_set, device=device)
+            missing = [e for e in want if store.find(keys[e]) is None]
+            run = train_with_checkpoints(cfg, missing, results, train_set=train_set,
+                                         val_set=val_set, device=device) if missing else None
+        # Measuring: one claim per epoch, so that several processes share a job's epochs.
+        others = []
+        for e in missing:
+            if e not in run["checkpoints"]:
+                continue  # diverged before this epoch
+            with store.claim(keys[e], wait=False) as held:
+                if not held:
+                    others.append(e)
+                    continue
+                if store.find(keys[e]) is not None:
+                    continue  # measured by another process meanwhile
+                path = run["checkpoints"][e]
+                state = torch.load(path, map_location=device, weights_only=True)
                 model = run["model"]
-                for e in missing:
-                    if e not in run["checkpoints"]:
-                        continue  # diverged before this epoch
-                    path = run["checkpoints"][e]
-                    state = torch.load(path, map_location=device, weights_only=True)
-                    model.load_state_dict(state["state_dict"])
-                    t0 = time.perf_counter()
-                    spec = spectrum_at(model, measured_on, device=device, **per_epoch[e])
-                    hist = state["history"]
-                    store.append({
-                        "config": config, "epoch": e, "spectra_kw": kw_key[e], **spec,
-                        "history": hist,
-                        "train_time_s": float(sum(hist.get("epoch_time_s", []))),
-                        "weights_sha256": weights_digest(state["state_dict"]),
-                        "checkpoint": Path(path).relative_to(results).as_posix(),
-                        "profile": prof_name,
-                        "data": getattr(measured_on, "description", type(measured_on).__name__),
-                        "data_id": data, "key": keys[e], **provenance(device),
-                        "wall_time_s": time.perf_counter() - t0})
-                done = have()
+                model.load_state_dict(state["state_dict"])
+                t0 = time.perf_counter()
+                spec = spectrum_at(model, measured_on, device=device, **per_epoch[e])
+                hist = state["history"]
+                store.append({
+                    "config": config, "epoch": e, "spectra_kw": kw_key[e], **spec,
+                    "history": hist,
+                    "train_time_s": float(sum(hist.get("epoch_time_s", []))),
+                    "weights_sha256": weights_digest(state["state_dict"]),
+                    "checkpoint": Path(path).relative_to(results).as_posix(),
+                    "profile": prof_name,
+                    "data": getattr(measured_on, "description", type(measured_on).__name__),
+                    "data_id": data, "key": keys[e], **provenance(device),
+                    "wall_time_s": time.perf_counter() - t0})
+        for e in others:
+            with store.claim(keys[e], wait=True):
+                pass  # the other process's record is in the file when its claim ends
+        done = have()
     return [done[e] for e in want if e in done]
 
 

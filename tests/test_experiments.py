@@ -513,3 +513,50 @@ def test_chapter8_gpu_and_full_path_runs_end_to_end_on_tiny_stand_ins(profile, m
     monkeypatch.setattr(ex, "spectrum_at", boom)
     monkeypatch.setattr(ex, "train_with_checkpoints", boom)
     assert ex.run_spectra(nets, **run) == recs
+
+
+def test_processes_share_the_checkpoints_of_one_job(tmp_path, monkeypatch):
+    # Another worker holds the claim on epoch 1 (and writes its record when done): this
+    # one measures only epoch 3, then waits for and returns the other's epoch-1 record.
+    import threading
+
+    from rmtlr.results import ResultsFile
+
+    kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2,
+          "variance_unit": 8, "trace_vectors": 2}
+    ref = ex.spectra_across_training(CFG, [1, 3], tmp_path / "ref", train_set=DS,
+                                     device="cpu", spectra_kw=kw)
+    store = ResultsFile(tmp_path / "par" / "spectra.jsonl")
+    holding, failures = threading.Event(), []
+
+    def other_worker():
+        try:
+            with store.claim(ref[0]["key"]) as held:
+                assert held
+                holding.set()
+                for _ in range(600):  # until this worker has stored epoch 3
+                    if store.find(ref[1]["key"]) is not None:
+                        break
+                    threading.Event().wait(0.1)
+                store.append(ref[0])
+        except Exception as err:  # noqa: BLE001 (reported by the main thread)
+            failures.append(err)
+            holding.set()
+
+    calls = []
+    real = ex.spectrum_at
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ex, "spectrum_at", counted)
+    t = threading.Thread(target=other_worker)
+    t.start()
+    holding.wait(60)
+    recs = ex.spectra_across_training(CFG, [1, 3], tmp_path / "par", train_set=DS,
+                                      device="cpu", spectra_kw=kw)
+    t.join(60)
+    assert not failures
+    assert len(calls) == 1 and [r["epoch"] for r in recs] == [1, 3]
+    assert recs[0] == ref[0] and recs[1]["weights_sha256"] == ref[1]["weights_sha256"]
