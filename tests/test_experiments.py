@@ -5,6 +5,7 @@ import dataclasses
 import doctest
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,34 +50,74 @@ def test_spectrum_matches_dense_hessians_and_per_sample_variance():
     model = _net()
     P = models.count_parameters(model)  # 51: Lanczos with m = P steps is exact
     x, y = DS.tensors
-    N, B = len(x), 1
-    s = ex.spectrum_at(model, DS, batch_size=B, num_batches=2, lanczos_steps=P,
-                       curvatures=("hessian",), variance_vectors=300, seed=3,
-                       dtype=torch.float64)
+    N, B = 32, 1  # the first 32 samples are the full data; the other 16 are outside it
+    s = ex.spectrum_at(model, DS, batch_sizes=[B], num_batches=2, lanczos_steps=P,
+                       curvatures=("hessian",), full_samples=N, variance_unit=1,
+                       variance_samples=40, variance_vectors=300, trace_vectors=400,
+                       noise_steps=P, seed=3, dtype=torch.float64)
     h = s["curvatures"]["hessian"]
-    assert (s["P"], s["N"], s["B"]) == (P, N, B)
+    hb = h["batch"][str(B)]
+    assert (s["P"], s["N"], s["batch_sizes"]) == (P, N, [B])
     # Full re-orthogonalised Lanczos run to m = P in float64 reproduces the spectrum to
     # rounding: 1e-8 relative leaves room for the Ritz value of a clustered top pair.
-    top = np.linalg.eigvalsh(_dense_hessian(model, x, y))[-1]
-    assert h["lam1_full"] == pytest.approx(top, rel=1e-8)
-    rng = np.random.default_rng(3)  # the batches spectrum_at draws, as its docstring says
-    for lam in h["lam1_batch"]:
-        idx = np.sort(rng.choice(N, B, replace=False))
+    H_full = _dense_hessian(model, x[:N], y[:N])
+    assert h["lam1_full"] == pytest.approx(np.linalg.eigvalsh(H_full)[-1], rel=1e-8)
+    batches = s["batches"][str(B)]
+    assert len(batches) == 2 and all(max(i) < N for i in batches)
+    for lam, idx in zip(hb["lam1_batch"], batches):
         assert lam == pytest.approx(np.linalg.eigvalsh(_dense_hessian(model, x[idx], y[idx]))[-1],
                                     rel=1e-8)
-    # Units of one sample make Algorithm 1 exact up to the random directions z, so the
-    # estimate is within 5 of its own standard errors of σ_ε², the mean over entries of
-    # the dense per-sample Hessians' variance (ddof=1).
-    per = np.stack([_dense_hessian(model, x[i:i + 1], y[i:i + 1]) for i in range(N)])
+    # ε = H_batch − H_emp of the first batch: its extreme eigenvalues, and ‖ε‖_F²/P as the
+    # second moment of its (exact, m = P) spectral measure up to the one start vector.
+    eps = _dense_hessian(model, x[batches[0]], y[batches[0]]) - H_full
+    ev = np.linalg.eigvalsh(eps)
+    assert hb["noise"]["lam_max"] == pytest.approx(ev[-1], rel=1e-6)
+    assert hb["noise"]["lam_min"] == pytest.approx(ev[0], rel=1e-6)
+    # Algorithm 1 runs on samples in no measured batch, here one sample per unit, so it is
+    # exact up to the random directions z: within 5 of its standard errors of σ_ε², the
+    # mean over entries of the dense per-sample Hessians' variance (ddof=1) over them.
+    var_idx = s["variance"]["indices"]
+    assert not set(var_idx) & {i for b in batches for i in b}
+    assert len(var_idx) == 40 and s["variance"]["units"] == 40
+    per = np.stack([_dense_hessian(model, x[i:i + 1], y[i:i + 1]) for i in var_idx])
     exact = per.var(axis=0, ddof=1).mean()
     est = h["sigma_eps"] ** 2
-    b = 1 / (1 / B - 1 / N)  # the effective batch size of Eq. 7
+    b = 1 / (1 - 1 / 40)  # 𝔟(1, 40) of the variance samples, Eq. 7
     se = h["sigma2_stderr"] * b / P
     assert abs(est - exact) < 5 * se
     assert se < 0.2 * exact  # the test has power: the error bar is not vacuous
-    lam, noise = h["lam1_full"], P / b * est  # Theorem 4 by hand
+    # Hutchinson's tr(H)/P within 5 standard errors of the dense trace.
+    assert abs(h["trace_per_param"] - np.trace(H_full) / P) < 5 * h["trace_stderr"]
+    assert h["trace_stderr"] < 0.2 * abs(np.trace(H_full) / P)
+    lam, noise = h["lam1_full"], P * (1 / B - 1 / N) * est  # Theorem 4 by hand
     expected = lam + noise / lam if lam > math.sqrt(noise) else 2 * math.sqrt(noise)
-    assert h["predicted"] == pytest.approx(expected, rel=1e-12)
+    assert hb["predicted_theorem4"] == pytest.approx(expected, rel=1e-12)
+    assert hb["predicted_wishart"] == pytest.approx(
+        ex.ggn_prediction(lam, P=P, B=B, N=N, noise_var=h["trace_per_param"]), rel=1e-12)
+    assert set(h["timings"]) == {"full_s", "trace_s", "variance_s", "batches_s", "noise_s"}
+
+
+def test_spectrum_batches_and_variance_samples_are_reproducible_and_disjoint():
+    model = _net()
+    kw = {"batch_sizes": [4, 8], "num_batches": 2, "lanczos_steps": 5, "full_samples": 40,
+          "variance_unit": 4, "variance_vectors": 2, "trace_vectors": 2, "seed": 5}
+    a = ex.spectrum_at(model, DS, **kw)
+    b = ex.spectrum_at(model, DS, **kw)
+    assert a["batches"] == b["batches"] and a["variance"] == b["variance"]
+    used = {i for B in ("4", "8") for idx in a["batches"][B] for i in idx}
+    assert all(len(idx) == int(B) and len(set(idx)) == int(B)
+               for B in ("4", "8") for idx in a["batches"][B])
+    assert not used & set(a["variance"]["indices"])
+    # Default: as many variance samples as are left outside the batches (at most N),
+    # rounded down to whole units.
+    assert a["variance"]["samples"] == 4 * ((48 - len(used)) // 4)
+    g = a["curvatures"]["ggn"]
+    assert g["lam1_full"] > 0 and g["trace_per_param"] > 0
+    for B in ("4", "8"):
+        assert g["batch"][B]["predicted_wishart"] > g["lam1_full"]
+        assert "noise" not in g["batch"][B]
+    with pytest.raises(ValueError, match="variance_samples must be in"):
+        ex.spectrum_at(model, DS, **{**kw, "variance_samples": 47})
 
 
 def test_theorem4_prediction_closed_form():
@@ -149,7 +190,8 @@ def test_divergence_stops_training(tmp_path):
 
 
 def test_spectra_across_training_resumes_and_loads_foreign_results(tmp_path, monkeypatch):
-    kw = {"batch_size": 8, "num_batches": 1, "lanczos_steps": 10, "variance_vectors": 2}
+    kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 10, "variance_vectors": 2,
+          "variance_unit": 8, "trace_vectors": 2}
     recs = ex.spectra_across_training(CFG, [0, 2], tmp_path / "here", train_set=DS, device="cpu",
                                       profile="quick", spectra_kw=kw)
     assert [r["epoch"] for r in recs] == [0, 2]
@@ -169,7 +211,8 @@ def test_spectra_across_training_resumes_and_loads_foreign_results(tmp_path, mon
 
 
 def test_spectra_across_training_on_other_data_recomputes(tmp_path):
-    kw = {"batch_size": 8, "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2}
+    kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2,
+          "variance_unit": 8, "trace_vectors": 2}
     first = ex.spectra_across_training(CFG, [1], tmp_path, train_set=DS, device="cpu", spectra_kw=kw)
     other = data.gaussian_mixture(n=48, dim=4, num_classes=3, seed=1)
     again = ex.spectra_across_training(CFG, [1], tmp_path, train_set=other, device="cpu",
@@ -186,7 +229,8 @@ def test_spectra_across_training_on_other_data_recomputes(tmp_path):
 
 @pytest.mark.parametrize("torn_size", [10, 2 * 2**20])
 def test_spectra_resume_after_a_torn_last_record_of_any_size(tmp_path, monkeypatch, torn_size):
-    kw = {"batch_size": 8, "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2}
+    kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2,
+          "variance_unit": 8, "trace_vectors": 2}
     first = ex.spectra_across_training(CFG, [0, 1], tmp_path, train_set=DS, device="cpu",
                                        spectra_kw=kw)
     store = tmp_path / "spectra.jsonl"
@@ -246,21 +290,275 @@ def test_checkpoints_of_a_plain_tensor_dataset(tmp_path):
 
 def test_bad_input():
     model = _net()
-    with pytest.raises(ValueError, match="batch_size"):
-        ex.spectrum_at(model, DS, batch_size=len(DS))
-    with pytest.raises(ValueError, match="batch_size"):
-        ex.spectrum_at(model, DS, batch_size=2.5)
+    with pytest.raises(ValueError, match="batch_sizes"):
+        ex.spectrum_at(model, DS, batch_sizes=[len(DS)])
+    with pytest.raises(ValueError, match="batch_sizes"):
+        ex.spectrum_at(model, DS, batch_sizes=[8, 2.5])
+    with pytest.raises(ValueError, match="batch_sizes"):
+        ex.spectrum_at(model, DS, batch_sizes=[])
+    with pytest.raises(TypeError, match="batch_sizes"):
+        ex.spectrum_at(model, DS, batch_sizes=8)
+    with pytest.raises(ValueError, match="noise_steps"):
+        ex.spectrum_at(model, DS, batch_sizes=[8], noise_steps=-1)
+    with pytest.raises(ValueError, match="noise_curvatures must be a subset"):
+        ex.spectrum_at(model, DS, batch_sizes=[8], curvatures=["ggn"], noise_steps=2,
+                       noise_curvatures=["hessian"])
     with pytest.raises(ValueError, match="curvatures"):
         ex.spectrum_at(model, DS, curvatures=("fisher",))
     with pytest.raises(ValueError, match="full_samples"):
         ex.spectrum_at(model, DS, full_samples=10**6)
     with pytest.raises(ValueError, match="seed must be an integer"):
-        ex.spectrum_at(model, DS, batch_size=8, seed=-1)
+        ex.spectrum_at(model, DS, batch_sizes=[8], seed=-1)
     with pytest.raises(ValueError, match="lanczos_steps must be an integer >= 1, got 2.5"):
-        ex.spectrum_at(model, DS, batch_size=8, lanczos_steps=2.5)
+        ex.spectrum_at(model, DS, batch_sizes=[8], lanczos_steps=2.5)
     with pytest.raises(TypeError, match="lanczos_steps must be an integer"):
-        ex.spectrum_at(model, DS, batch_size=8, lanczos_steps="5")
+        ex.spectrum_at(model, DS, batch_sizes=[8], lanczos_steps="5")
 
 
 def test_docstring_examples_run():
     assert doctest.testmod(ex, raise_on_error=False).failed == 0
+
+
+def test_missing_early_checkpoints_are_retrained_to_identical_weights(tmp_path):
+    # Only the last checkpoint kept (as a repository keeps it): asking again for all
+    # epochs retrains the earlier ones from the seed instead of returning paths that do
+    # not exist, and the kept one is not overwritten.
+    a = ex.train_with_checkpoints(CFG, [0, 1, 3], tmp_path, train_set=DS, device="cpu")
+    want = {e: torch.load(p, weights_only=True)["state_dict"] for e, p in a["checkpoints"].items()}
+    for e in (0, 1):
+        a["checkpoints"][e].unlink()
+    stamp = a["checkpoints"][3].stat().st_mtime_ns
+    b = ex.train_with_checkpoints(CFG, [0, 1, 3], tmp_path, train_set=DS, device="cpu")
+    assert sorted(b["checkpoints"]) == [0, 1, 3]
+    assert all(p.exists() for p in b["checkpoints"].values())
+    for e, p in b["checkpoints"].items():
+        got = torch.load(p, weights_only=True)["state_dict"]
+        assert all(torch.equal(got[k], v) for k, v in want[e].items()), e
+    assert b["checkpoints"][3].stat().st_mtime_ns == stamp
+    assert ex.weights_digest(b["model"]) == ex.weights_digest(want[3])
+    assert len(b["history"]["epoch_time_s"]) == 3
+
+
+def test_spectra_records_carry_weights_and_per_epoch_keywords(tmp_path):
+    kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2,
+          "variance_unit": 8, "trace_vectors": 2}
+    recs = ex.spectra_across_training(CFG, [1, 3], tmp_path, train_set=DS, device="cpu",
+                                      spectra_kw=kw,
+                                      epoch_kw={3: {"noise_steps": 4, "noise_curvatures": ["hessian"]}})
+    assert "noise" not in recs[0]["curvatures"]["hessian"]["batch"]["8"]
+    assert "noise" not in recs[1]["curvatures"]["ggn"]["batch"]["8"]
+    assert len(recs[1]["curvatures"]["hessian"]["batch"]["8"]["noise"]["nodes"][0]) == 4
+    assert recs[1]["spectra_kw"] == {**kw, "noise_steps": 4, "noise_curvatures": ["hessian"]}
+    assert recs[0]["spectra_kw"] == kw
+    for r in recs:
+        state = torch.load(tmp_path / r["checkpoint"], weights_only=True)["state_dict"]
+        assert r["weights_sha256"] == ex.weights_digest(state)
+        assert r["train_time_s"] == pytest.approx(sum(r["history"]["epoch_time_s"]))
+    assert recs[0]["weights_sha256"] != recs[1]["weights_sha256"]
+    with pytest.raises(ValueError, match="epoch_kw must name epochs"):
+        ex.spectra_across_training(CFG, [1], tmp_path, train_set=DS, device="cpu",
+                                   spectra_kw=kw, epoch_kw={2: {"noise_steps": 4}})
+
+
+def test_weights_digest_tells_weights_apart():
+    a, b = _net(0), _net(1)
+    assert ex.weights_digest(a) != ex.weights_digest(b)
+    b.load_state_dict(a.state_dict())
+    assert ex.weights_digest(a) == ex.weights_digest(b)
+    with pytest.raises(TypeError, match="state must be"):
+        ex.weights_digest([1, 2])
+
+
+def test_per_sample_flops_of_a_convolution_and_its_products():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 8 * 8, 5))
+    fwd = 2 * (3 * 4 * 9 * 64 + 256 * 5)  # multiply-adds of the convolution and the layer
+    assert ex.per_sample_flops(conv, "forward", input_shape=(3, 8, 8)) == fwd
+    # Backward: the weight gradients (and the input gradient of the second layer) are
+    # each as costly as their forward product; the data convolution needs no input gradient.
+    train_ = ex.per_sample_flops(conv, "train", input_shape=(3, 8, 8))
+    assert 2 * fwd <= train_ <= 3 * fwd
+    for kind in ("hessian", "ggn"):
+        assert ex.per_sample_flops(conv, kind, input_shape=(3, 8, 8)) >= train_
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ex.per_sample_flops(conv, "adam")
+
+
+def test_estimate_cost_counts_every_product(monkeypatch):
+    unit = {"forward": 1.0, "train": 3.0, "hessian": 10.0, "ggn": 5.0}
+    monkeypatch.setattr(ex, "per_sample_flops", lambda model, kind, **kw: unit[kind])
+    kw = {"batch_sizes": [16, 128], "num_batches": 5, "lanczos_steps": 40, "full_samples": 1024,
+          "slq_vectors": 1, "trace_vectors": 10, "variance_vectors": 4,
+          "variance_samples": 512}
+    est = ex.estimate_cost(_net(), train_samples=9000, val_samples=1000, epochs=30,
+                           checkpoints=4, noise_checkpoints=1, spectra_kw=kw,
+                           noise_kw={"noise_steps": 30, "noise_curvatures": ["hessian"]},
+                           flops_per_s=1e3, rate_source="assumed")
+    per_ckpt = 40 * 1024 + 40 * 5 * (16 + 128) + 10 * 1024 + 4 * 512
+    noise = 30 * (1024 + 16 + 1024 + 128)  # the Hessian's ε only
+    assert est.spectra_flops == (10 + 5) * 4 * per_ckpt + 10 * noise
+    assert est.train_flops == 30 * (9000 * 3 + 1000 * 1)
+    assert est.seconds == pytest.approx((est.train_flops + est.spectra_flops) / 1e3)
+    assert "assumed" in est.describe()
+    with pytest.raises(ValueError, match="full_samples"):
+        ex.estimate_cost(_net(), train_samples=9, val_samples=1, epochs=1, checkpoints=1,
+                         spectra_kw={}, flops_per_s=1.0, rate_source="x")
+    with pytest.raises(ValueError, match="flops_per_s"):
+        ex.estimate_cost(_net(), train_samples=9, val_samples=1, epochs=1, checkpoints=1,
+                         spectra_kw=kw, flops_per_s=0.0, rate_source="x")
+
+
+def test_network_config_is_the_paper_recipe():
+    spec = {"model": "vgg16", "model_kw": {"width": 0.125}, "lr": 0.05, "epochs": 30,
+            "checkpoints": [0, 30]}
+    cfg = ex.network_config(spec, dataset="images")
+    assert (cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.batch_size, cfg.schedule,
+            cfg.final_ratio, cfg.augment) == ("sgd", 0.9, 5e-4, 128, "eq23", 0.01, True)
+    assert (cfg.model, cfg.model_kw, cfg.lr, cfg.epochs) == ("vgg16", {"width": 0.125}, 0.05, 30)
+    with pytest.raises(ValueError, match="exactly the keys"):
+        ex.network_config({**spec, "momentum": 0.5}, dataset="images")
+
+
+# --- chapter 8's gpu and full profiles, which no CPU test can run at their real size ---
+
+CHAPTER8 = Path(__file__).resolve().parents[1] / "book" / "08_spectra_across_training.ipynb"
+
+
+def _tiny_images(name, split="train", **kw):
+    """A stand-in for torchvision's CIFAR-100 (no download): 100 classes, 3×32×32."""
+    n = {"train": 160, "val": 48, "test": 48}[split]
+    ds = data.synthetic_images(n=n, num_classes=100, seed={"train": 0, "val": 1}.get(split, 2))
+    return data.LabelledTensors(*ds.tensors, f"CIFAR100 (torchvision stand-in): {split} split, "
+                                f"n={n}", 100)
+
+
+def _chapter8_parameters(profile, monkeypatch, tmp_path):
+    """Execute chapter 8's parameters cell as the given profile would, on the CPU."""
+    cell = next("".join(c["source"]) for c in json.loads(CHAPTER8.read_text())["cells"]
+                if "parameters" in c.get("metadata", {}).get("tags", []))
+    monkeypatch.setenv("RMTLR_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(data, "load", _tiny_images)
+    from rmtlr import notebook
+    from rmtlr.profiles import get_profile
+
+    g = {"prof": get_profile(profile, device="cpu"), "notebook": notebook}
+    exec(compile(cell, str(CHAPTER8), "exec"), g)  # noqa: S102 (the chapter's own cell)
+    return g
+
+
+@pytest.mark.parametrize("profile", ["gpu", "full"])
+def test_chapter8_gpu_and_full_settings_are_the_papers(profile, monkeypatch, tmp_path):
+    g = _chapter8_parameters(profile, monkeypatch, tmp_path)
+    assert g["DATASET"] == "cifar100" and g["C"] == 100
+    assert g["RESULTS"] == tmp_path / "results"  # RMTLR_RESULTS (e.g. a Google Drive folder)
+    vgg = next(k for k, n in g["NETWORKS"].items() if n["model"] == "vgg16")
+    assert g["NETWORKS"][vgg]["model_kw"] == {} and g["P_OF"][vgg] == 15_291_300
+    assert g["NETWORKS"][vgg]["lr"] == 0.05
+    cfg = ex.network_config(g["NETWORKS"][vgg], dataset=g["DATASET"])
+    assert (cfg.momentum, cfg.weight_decay, cfg.schedule, cfg.augment) == (0.9, 5e-4, "eq23", True)
+    assert g["SPECTRA_KW"]["curvatures"] == ["hessian", "ggn"]
+    if profile == "full":
+        assert {n["model"] for n in g["NETWORKS"].values()} == {"vgg16", "wrn28_10"}
+        assert all(n["epochs"] == 300 for n in g["NETWORKS"].values())
+        assert g["SPECTRA_KW"]["lanczos_steps"] == 100 and g["SPECTRA_KW"]["full_samples"] == 45_000
+        assert g["NOISE_KW"]["noise_steps"] == 100
+    # 45k/5k: the data set the cell loaded through the torchvision branch, held in memory
+    assert isinstance(g["train_set"], data.LabelledTensors)
+
+
+def test_gpu_profile_estimate_is_about_half_an_hour_on_a_t4(monkeypatch, tmp_path):
+    # The gpu profile is sized for ~30 minutes at the stated T4 rate, from counted FLOPs
+    # of the real VGG-16 (P = 15,291,300) and the real CIFAR-100 sizes (45,000 / 5,000).
+    g = _chapter8_parameters("gpu", monkeypatch, tmp_path)
+    ((_, n),) = g["NETWORKS"].items()
+    est = ex.estimate_cost(models.build(n["model"], 100, **n["model_kw"]), train_samples=45_000,
+                           val_samples=5_000, epochs=n["epochs"],
+                           checkpoints=len(n["checkpoints"]), spectra_kw=g["SPECTRA_KW"],
+                           noise_kw=g["NOISE_KW"], noise_checkpoints=1,
+                           flops_per_s=g["RATE"][0], rate_source=g["RATE"][1])
+    assert 20 * 60 < est.seconds < 40 * 60, est.describe()
+    assert "T4" in est.rate_source
+
+
+@pytest.mark.parametrize("profile", ["gpu", "full"])
+def test_chapter8_gpu_and_full_path_runs_end_to_end_on_tiny_stand_ins(profile, monkeypatch,
+                                                                      tmp_path):
+    g = _chapter8_parameters(profile, monkeypatch, tmp_path)
+    real_build = models.build
+
+    def tiny(name, num_classes, **kw):  # the full-width networks, shrunk to CPU size
+        if name == "vgg16":
+            return real_build("vgg16", num_classes, width=1 / 16)
+        return real_build("wrn", num_classes, depth=10, width=1)
+
+    monkeypatch.setattr(models, "build", tiny)
+    nets = {k: {**n, "epochs": 2, "checkpoints": [0, 2]} for k, n in g["NETWORKS"].items()}
+    kw = {**g["SPECTRA_KW"], "full_samples": 64, "lanczos_steps": 4, "num_batches": 2,
+          "batch_sizes": [4, 16], "variance_samples": 32, "variance_unit": 8,
+          "trace_vectors": 2, "variance_vectors": 2}
+    noise = {**g["NOISE_KW"], "noise_steps": 3}
+    run = {"dataset": g["DATASET"], "spectra_kw": kw, "noise_kw": noise,
+           "results": g["RESULTS"], "train_set": g["train_set"], "val_set": g["val_set"],
+           "device": "cpu", "profile": profile}
+    recs = ex.run_spectra(nets, **run)
+    assert set(recs) == set(nets)
+    for label, rs in recs.items():
+        assert [r["epoch"] for r in rs] == [0, 2] and rs[0]["profile"] == profile
+        assert "noise" in rs[1]["curvatures"]["hessian"]["batch"]["16"]
+        state = torch.load(g["RESULTS"] / rs[1]["checkpoint"], weights_only=True)["state_dict"]
+        assert ex.weights_digest(state) == rs[1]["weights_sha256"]
+        assert len(ex.spectra_table(rs, network=label)) == 2 * 2 * 2
+    # A disconnect and a rerun: everything is read back, nothing recomputed.
+    def boom(*a, **k):
+        raise AssertionError("recomputed a stored result")
+
+    monkeypatch.setattr(ex, "spectrum_at", boom)
+    monkeypatch.setattr(ex, "train_with_checkpoints", boom)
+    assert ex.run_spectra(nets, **run) == recs
+
+
+def test_processes_share_the_checkpoints_of_one_job(tmp_path, monkeypatch):
+    # Another worker holds the claim on epoch 1 (and writes its record when done): this
+    # one measures only epoch 3, then waits for and returns the other's epoch-1 record.
+    import threading
+
+    from rmtlr.results import ResultsFile
+
+    kw = {"batch_sizes": [8], "num_batches": 1, "lanczos_steps": 5, "variance_vectors": 2,
+          "variance_unit": 8, "trace_vectors": 2}
+    ref = ex.spectra_across_training(CFG, [1, 3], tmp_path / "ref", train_set=DS,
+                                     device="cpu", spectra_kw=kw)
+    store = ResultsFile(tmp_path / "par" / "spectra.jsonl")
+    holding, failures = threading.Event(), []
+
+    def other_worker():
+        try:
+            with store.claim(ref[0]["key"]) as held:
+                assert held
+                holding.set()
+                for _ in range(600):  # until this worker has stored epoch 3
+                    if store.find(ref[1]["key"]) is not None:
+                        break
+                    threading.Event().wait(0.1)
+                store.append(ref[0])
+        except Exception as err:  # noqa: BLE001 (reported by the main thread)
+            failures.append(err)
+            holding.set()
+
+    calls = []
+    real = ex.spectrum_at
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ex, "spectrum_at", counted)
+    t = threading.Thread(target=other_worker)
+    t.start()
+    holding.wait(60)
+    recs = ex.spectra_across_training(CFG, [1, 3], tmp_path / "par", train_set=DS,
+                                      device="cpu", spectra_kw=kw)
+    t.join(60)
+    assert not failures
+    assert len(calls) == 1 and [r["epoch"] for r in recs] == [1, 3]
+    assert recs[0] == ref[0] and recs[1]["weights_sha256"] == ref[1]["weights_sha256"]
