@@ -8,7 +8,8 @@
   A sweep has one of two budgets: equal epochs (every B makes the same passes over the
   data, so a large B makes fewer updates) or equal updates (``updates=``: every B makes
   the same number of optimiser steps; :func:`updates_config`).
-- :func:`is_stable`: the one criterion for "this run trained stably".
+- :func:`is_stable`: the one criterion for "this run trained stably";
+  :func:`summarize_sweep` groups a sweep's runs by batch size under it (seeds together).
 - :func:`max_stable_lr`: a geometric grid, then log-space bisection, for the largest rate
   that trains stably: the empirical counterpart of α_max = 2/λ'_1 (Eq. 24 of Granziol,
   Zohren & Roberts 2022). With ``results=`` its trials are stored and reused the same way.
@@ -34,8 +35,8 @@ from rmtlr.results import ResultsFile, data_id, run_key
 from rmtlr.train import TrainConfig, train
 from rmtlr.validation import as_count, as_finite, as_seed, resolve_device
 
-__all__ = ["MaxLRResult", "Trial", "is_stable", "max_stable_lr", "num_updates", "sweep",
-           "thin_step_loss", "updates_config"]
+__all__ = ["MaxLRResult", "SweepPoint", "Trial", "is_stable", "max_stable_lr", "num_updates",
+           "summarize_sweep", "sweep", "thin_step_loss", "updates_config"]
 
 
 def _seed_list(seeds: Any) -> list[int]:
@@ -523,3 +524,108 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         else:
             bad = mid
     return MaxLRResult(float(good), (float(good), float(bad)), False, tuple(trials))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The runs of one sweep at one batch size (one per seed), judged by one criterion.
+
+    Attributes
+    ----------
+    batch_size : int
+        B.
+    lr : float
+        The rate α the rule gave at B.
+    updates : int
+        Optimiser steps each run was set to make (:func:`num_updates`).
+    seeds : tuple of int
+        The seeds, in the order of the other tuples.
+    stable : tuple of bool
+        Each run's verdict under the criterion.
+    diverged : tuple of bool
+        Whether each run diverged (a non-finite or exploding loss).
+    val_acc : tuple of float or None
+        Each run's final validation accuracy (None after divergence).
+    wall_time_s : float
+        The runs' training time, summed.
+    """
+
+    batch_size: int
+    lr: float
+    updates: int
+    seeds: tuple[int, ...]
+    stable: tuple[bool, ...]
+    diverged: tuple[bool, ...]
+    val_acc: tuple[float | None, ...]
+    wall_time_s: float
+
+    @property
+    def all_stable(self) -> bool:
+        """Whether every seed's run is stable."""
+        return all(self.stable)
+
+    @property
+    def mean_acc(self) -> float:
+        """Mean final validation accuracy over the seeds, a diverged run counted as NaN."""
+        return float(np.mean([np.nan if a is None else a for a in self.val_acc]))
+
+    @property
+    def std_acc(self) -> float:
+        """Standard deviation (ddof 1) of the final validation accuracy over the seeds."""
+        accs = [np.nan if a is None else a for a in self.val_acc]
+        return float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+
+
+def summarize_sweep(records: Iterable[dict], *, stable: Callable[[dict], bool]
+                    ) -> list[SweepPoint]:
+    """Group a sweep's runs by batch size and judge each with one stability criterion.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        Records of :func:`sweep` (one rule: one rate per batch size).
+    stable : callable
+        record -> bool, e.g. ``functools.partial(is_stable, min_val_acc=0.15)``.
+
+    Returns
+    -------
+    list of SweepPoint
+        One per batch size, in increasing B; seeds in increasing order.
+
+    Raises
+    ------
+    ValueError
+        If ``records`` is empty, or holds two rates at one batch size (two rules mixed).
+
+    Examples
+    --------
+    >>> recs = [{"config": {"batch_size": 16, "lr": 0.1, "seed": s, "epochs": 1,
+    ...                     "steps": None}, "N": 64, "outcome": "ok", "wall_time_s": 1.0,
+    ...          "curves": {"val_acc": [0.3 + s / 10]}} for s in (0, 1)]
+    >>> pt = summarize_sweep(recs, stable=lambda r: r["outcome"] == "ok")[0]
+    >>> pt.batch_size, pt.updates, pt.all_stable, round(pt.mean_acc, 2)
+    (16, 4, True, 0.35)
+    """
+    groups: dict[int, list[dict]] = {}
+    for rec in records:
+        groups.setdefault(int(rec["config"]["batch_size"]), []).append(rec)
+    if not groups:
+        raise ValueError("records must hold at least one run of a sweep, got none")
+    out = []
+    for B in sorted(groups):
+        runs = sorted(groups[B], key=lambda r: r["config"]["seed"])
+        rates = {r["config"]["lr"] for r in runs}
+        if len(rates) != 1:
+            raise ValueError(f"records mix rates {sorted(rates)} at B = {B}: pass one rule's "
+                             "sweep at a time")
+        cfg = runs[0]["config"]
+        steps = cfg["steps"] if cfg.get("steps") is not None else cfg["epochs"] * (
+            runs[0]["N"] // B)
+        accs = tuple(None if r["outcome"] != "ok" or not r["curves"]["val_acc"]
+                     else r["curves"]["val_acc"][-1] for r in runs)
+        out.append(SweepPoint(B, float(cfg["lr"]), int(steps),
+                              tuple(int(r["config"]["seed"]) for r in runs),
+                              tuple(bool(stable(r)) for r in runs),
+                              tuple(r["outcome"] != "ok" for r in runs), accs,
+                              float(sum(r.get("wall_time_s") or 0.0 for r in runs))))
+    return out

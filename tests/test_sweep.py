@@ -376,3 +376,26 @@ def test_max_stable_lr_can_use_validation_accuracy(tmp_path):
     assert all(len(r["step_loss"]) <= 4 for r in recs)
     best = next(r for r in recs if r["config"]["lr"] == pytest.approx(res.lr))
     assert best["curves"]["val_acc"][-1] >= 0.3
+
+
+def test_summarize_sweep_groups_seeds_and_applies_the_criterion(tmp_path):
+    import functools
+
+    from rmtlr.sweeps import is_stable, summarize_sweep
+    val = data.gaussian_mixture(n=128, seed=0)
+    base = TrainConfig(epochs=2, model_kw={"hidden": 8})
+    rule = lambda B: 0.3 if B < 64 else 1e4  # the second point diverges
+    recs = sweep([16, 64], rule, tmp_path / "r.jsonl", base, seeds=(1, 0), train_set=DS,
+                 val_set=val, device="cpu")
+    pts = summarize_sweep(recs[::-1], stable=functools.partial(is_stable, min_val_acc=0.2))
+    assert [p.batch_size for p in pts] == [16, 64] and pts[0].seeds == (0, 1)
+    assert pts[0].updates == 64 and pts[1].updates == 16
+    assert pts[0].all_stable and pts[0].val_acc == tuple(
+        r["curves"]["val_acc"][-1] for r in sorted(recs[:2], key=lambda r: r["config"]["seed"]))
+    assert pts[1].diverged == (True, True) and not any(pts[1].stable)
+    assert np.isnan(pts[1].mean_acc) and pts[0].std_acc >= 0
+    with pytest.raises(ValueError, match="mix rates"):
+        summarize_sweep(recs + [{**recs[0], "config": {**recs[0]["config"], "lr": 9.0}}],
+                        stable=is_stable)
+    with pytest.raises(ValueError, match="none"):
+        summarize_sweep([], stable=is_stable)
