@@ -5,6 +5,11 @@
   data; a run already there is read back, a run another process is training is waited
   for, a killed run is trained again. So a sweep resumes after a kill, and two sweeps
   (two notebooks, or the tasks of a cluster job array) into one file train each run once.
+  A sweep has one of two budgets: equal epochs (every B makes the same passes over the
+  data, so a large B makes fewer updates) or equal updates (``updates=``: every B makes
+  the same number of optimiser steps; :func:`updates_config`).
+- :func:`is_stable`: the one criterion for "this run trained stably";
+  :func:`summarize_sweep` groups a sweep's runs by batch size under it (seeds together).
 - :func:`max_stable_lr`: a geometric grid, then log-space bisection, for the largest rate
   that trains stably: the empirical counterpart of α_max = 2/λ'_1 (Eq. 24 of Granziol,
   Zohren & Roberts 2022). With ``results=`` its trials are stored and reused the same way.
@@ -30,7 +35,8 @@ from rmtlr.results import ResultsFile, data_id, run_key
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 from rmtlr.train import TrainConfig, train
 
-__all__ = ["MaxLRResult", "Trial", "is_stable", "max_stable_lr", "sweep"]
+__all__ = ["MaxLRResult", "SweepPoint", "Trial", "is_stable", "max_stable_lr", "num_updates",
+           "summarize_sweep", "sweep", "thin_step_loss", "updates_config"]
 
 
 def _seed_list(seeds: Any) -> list[int]:
@@ -43,15 +49,149 @@ def _seed_list(seeds: Any) -> list[int]:
     return out
 
 
-def _run_record(cfg: TrainConfig, data: dict, profile: str, **train_kw: Any) -> dict:
+def _run_record(cfg: TrainConfig, data: dict, profile: str, step_loss_points: int | None = None,
+                **train_kw: Any) -> dict:
     """Train a run and return it as stored: the record with its profile and data id."""
-    return {**train(cfg, progress=False, **train_kw), "profile": profile, "data_id": data}
+    rec = {**train(cfg, progress=False, **train_kw), "profile": profile, "data_id": data}
+    if step_loss_points is not None:
+        rec["step_loss"], rec["step_loss_at"] = thin_step_loss(rec["step_loss"],
+                                                               step_loss_points)
+    return rec
+
+
+def thin_step_loss(step_loss: list, points: int) -> tuple[list, list[int]]:
+    """Average a run's batch losses over at most ``points`` equal windows (small records).
+
+    A run at B = 16 makes thousands of updates; storing every batch loss would make a
+    sweep's results file megabytes. The windows split the list into ``points`` contiguous
+    pieces of nearly equal length (:func:`numpy.array_split`); each is replaced by its
+    mean, or by None if it holds a None (a non-finite loss: the run diverged there).
+
+    Parameters
+    ----------
+    step_loss : list of float or None
+        The batch losses of a :func:`rmtlr.train.train` record, in step order.
+    points : int
+        The most windows to keep, >= 1 (a shorter list is kept whole).
+
+    Returns
+    -------
+    (list of float or None, list of int)
+        The window means, and for each window how many batch losses precede its end
+        (the x-coordinate "updates" at which to plot it).
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not an integer >= 1.
+
+    Examples
+    --------
+    >>> thin_step_loss([4.0, 2.0, 3.0, 1.0, None], 2)
+    ([3.0, None], [3, 5])
+    """
+    points = integer("points", points)
+    values = list(step_loss)
+    if not values:
+        return [], []
+    means, ends, end = [], [], 0
+    for piece in np.array_split(np.arange(len(values)), min(points, len(values))):
+        window = [values[i] for i in piece]
+        means.append(None if any(v is None for v in window) else float(np.mean(window)))
+        end += len(piece)
+        ends.append(end)
+    return means, ends
+
+
+def num_updates(cfg: TrainConfig, N: int) -> int:
+    """Return how many optimiser steps a run of ``cfg`` on N samples makes (if it does not diverge).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run.
+    N : int
+        Training-set size, >= ``cfg.batch_size``.
+
+    Returns
+    -------
+    int
+        ``cfg.steps`` if set, else ``cfg.epochs`` · ⌊N/B⌋ (an epoch drops its last,
+        incomplete batch).
+
+    Raises
+    ------
+    ValueError
+        If N is not an integer >= the batch size.
+
+    Examples
+    --------
+    >>> num_updates(TrainConfig(batch_size=128, epochs=6), 9000)
+    420
+    """
+    N = integer(f"N (>= batch_size = {cfg.batch_size})", N, lo=cfg.batch_size)
+    return cfg.steps if cfg.steps is not None else cfg.epochs * (N // cfg.batch_size)
+
+
+def updates_config(base: TrainConfig, batch_size: int, *, N: int, updates: int) -> TrainConfig:
+    """Return ``base`` at batch size B, set to make exactly ``updates`` optimiser steps.
+
+    The equal-updates budget of a sweep: every B makes the same number of steps, so a
+    run at B = 512 sees 32× the samples of one at B = 16 (with equal epochs it is the
+    other way round: 32× fewer steps). A number of updates that is a whole number of
+    epochs, U = E·⌊N/B⌋, is stored as ``epochs=E, steps=None``, the same configuration
+    (and so the same run in a results file) as the equal-epochs budget at that B; any
+    other U is stored as ``steps=U`` with ``epochs`` = ⌈U/⌊N/B⌋⌉, the passes it starts.
+    The schedule (Eq. 23) is stretched over the U steps either way.
+
+    Parameters
+    ----------
+    base : TrainConfig
+        The run; its ``batch_size``, ``epochs`` and ``steps`` are replaced.
+    batch_size : int
+        B, in [1, N].
+    N : int
+        Training-set size.
+    updates : int
+        U >= 1.
+
+    Returns
+    -------
+    TrainConfig
+        The configuration.
+
+    Raises
+    ------
+    ValueError
+        If B is not in [1, N] or ``updates`` not an integer >= 1.
+    TypeError
+        If ``base`` is not a TrainConfig.
+
+    Examples
+    --------
+    >>> cfg = updates_config(TrainConfig(epochs=6), 128, N=9000, updates=420)
+    >>> cfg.epochs, cfg.steps   # 420 = 6 epochs of 70 steps: the equal-epochs run
+    (6, None)
+    >>> cfg = updates_config(TrainConfig(epochs=6), 512, N=9000, updates=420)
+    >>> cfg.epochs, cfg.steps   # 17 steps an epoch: 24.7 passes
+    (25, 420)
+    """
+    if not isinstance(base, TrainConfig):
+        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
+    B = integer("batch_size", batch_size)
+    N = integer(f"N (>= batch_size = {B})", N, lo=B)
+    U = integer("updates", updates)
+    per_epoch = N // B
+    if U % per_epoch == 0:
+        return dataclasses.replace(base, batch_size=B, epochs=U // per_epoch, steps=None)
+    return dataclasses.replace(base, batch_size=B, epochs=-(-U // per_epoch), steps=U)
 
 
 def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
           results: str | Path, base: TrainConfig, *, seeds: Iterable[int] = (0,),
           train_set: Any = None, val_set: Any = None, device: str | torch.device | None = None,
-          profile: str | None = None, progress: bool | None = None) -> list[dict]:
+          profile: str | None = None, progress: bool | None = None,
+          updates: int | None = None, step_loss_points: int | None = None) -> list[dict]:
     """Train ``base`` at every batch size B with α = lr_rule(B), once per seed; resumable.
 
     Every argument, the learning rates of the whole grid and the results path are checked
@@ -85,6 +225,16 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
         device and is stored with every record.
     progress : bool, optional
         A progress bar over the runs.
+    updates : int, optional
+        The budget. None (default): every run is ``base`` as given (equal epochs,
+        ``base.epochs`` passes at every B, or ``base.steps`` updates if set). An integer
+        U >= 1: every run makes U optimiser steps whatever B (equal updates; the configs
+        of :func:`updates_config`, which coincide with the equal-epochs runs at the B
+        where U is a whole number of epochs, so those are trained once).
+    step_loss_points : int, optional
+        Store the batch losses averaged over at most this many windows
+        (:func:`thin_step_loss`, with ``step_loss_at``) instead of every one: small
+        records for files kept in a repository. Does not change a run's key.
 
     Returns
     -------
@@ -95,8 +245,8 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     ------
     ValueError
         For bad input (a batch size above N, a rate that is not finite and > 0, a bad
-        seed, an unwritable or corrupt results file, an unusable device), before any
-        training.
+        seed, a bad ``updates`` or ``step_loss_points``, an unwritable or corrupt results
+        file, an unusable device), before any training.
     TypeError
         If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` not a
         sequence.
@@ -123,22 +273,33 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     if not sizes:
         raise ValueError("batch_sizes must be a non-empty list of integers >= 1, got none")
     seed_list = _seed_list(seeds)
+    if updates is not None:
+        updates = integer("updates (optimiser steps per run)", updates)
+    if step_loss_points is not None:
+        step_loss_points = integer("step_loss_points", step_loss_points)
     prof = get_profile(profile, device=device)  # checks device; warns at most once
     prof_name, dev = prof.name, prof.device
-    configs = []
+    rates = []
     for B in sizes:
         lr = rule(B)
         try:
-            configs += [dataclasses.replace(base, batch_size=B, lr=lr, seed=s) for s in seed_list]
+            dataclasses.replace(base, lr=lr)
         except ValueError as err:
             raise ValueError(f"lr_rule gives lr = {lr!r} at B = {B}: {err}") from err
+        rates.append(lr)
     store = ResultsFile(results)
     store.check_writable()
     store.records()  # a corrupt file fails now, not after the first run
     if train_set is None:
         train_set = rdata.load(base.dataset, "train", seed=0, **base.data_kw)
-    if max(sizes) > len(train_set):
-        raise ValueError(f"batch sizes must be <= N = {len(train_set)}, got {max(sizes)}")
+    N = len(train_set)
+    if max(sizes) > N:
+        raise ValueError(f"batch sizes must be <= N = {N}, got {max(sizes)}")
+    configs = []
+    for B, lr in zip(sizes, rates):
+        at_B = (dataclasses.replace(base, batch_size=B) if updates is None
+                else updates_config(base, B, N=N, updates=updates))
+        configs += [dataclasses.replace(at_B, lr=lr, seed=s) for s in seed_list]
     data = data_id(train_set, val_set)
     keys = [run_key(cfg.to_dict(), data) for cfg in configs]
     out: dict[str, dict] = {}
@@ -149,8 +310,8 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
             if key in out:
                 continue
             rec = store.run_once(key, lambda cfg=cfg: _run_record(
-                cfg, data, prof_name, train_set=train_set, val_set=val_set, device=dev),
-                wait=wait)
+                cfg, data, prof_name, step_loss_points, train_set=train_set,
+                val_set=val_set, device=dev), wait=wait)
             if rec is not None:
                 out[key] = rec
                 bar.update(1)
@@ -204,29 +365,63 @@ class MaxLRResult:
         return self.bracket[1] / self.bracket[0]
 
 
-def is_stable(record: dict) -> bool:
-    """Say whether a run trained stably: no divergence, and its probe loss went down.
+def is_stable(record: dict, *, min_val_acc: float | None = None) -> bool:
+    """Say whether a run trained stably: finite losses, its loss went down, and it learned.
+
+    The criterion, in full: the run did not diverge (``outcome == "ok"``: every batch
+    loss finite and below ``explode`` × the initial loss, and the validation loss after
+    every epoch finite), its final loss on the probe subset is below the initial one,
+    and, if ``min_val_acc`` is given, its final validation accuracy is at least
+    ``min_val_acc`` (e.g. chance + a margin: a run that ends at chance did not train,
+    whatever its loss did).
 
     Parameters
     ----------
     record : dict
-        A :func:`rmtlr.train.train` record.
+        A :func:`rmtlr.train.train` record (with validation curves when ``min_val_acc``
+        is given).
+    min_val_acc : float, optional
+        The smallest final validation accuracy of a stable run, in [0, 1].
 
     Returns
     -------
     bool
-        True if ``outcome`` is ``"ok"`` and the final probe loss is below the initial one.
+        Whether the run meets the criterion.
+
+    Raises
+    ------
+    ValueError
+        If ``min_val_acc`` is outside [0, 1], or is given for a record without
+        validation accuracies (a run that did not diverge but was never validated).
+
+    Examples
+    --------
+    >>> rec = {"outcome": "ok", "initial_loss": 2.30, "final_loss": 2.29,
+    ...        "curves": {"val_acc": [0.10, 0.11]}}
+    >>> is_stable(rec), is_stable(rec, min_val_acc=0.15)
+    (True, False)
     """
+    if min_val_acc is not None:
+        min_val_acc = finite_scalar("min_val_acc", min_val_acc, lo=0, hi=1)
     initial, final = record.get("initial_loss"), record.get("final_loss")
-    return (record.get("outcome") == "ok" and initial is not None and final is not None
-            and final < initial)
+    if not (record.get("outcome") == "ok" and initial is not None and final is not None
+            and final < initial):
+        return False
+    if min_val_acc is None:
+        return True
+    accs = (record.get("curves") or {}).get("val_acc") or []
+    if not accs or accs[-1] is None:
+        raise ValueError("min_val_acc needs a record with validation accuracies "
+                         "(train with val_set=...)")
+    return accs[-1] >= min_val_acc
 
 
 def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.0,
                   grid_points: int = 11, bisect_steps: int = 3, train_set: Any = None,
-                  device: str | torch.device | None = None,
+                  val_set: Any = None, device: str | torch.device | None = None,
                   stable: Callable[[dict], bool] = is_stable,
-                  results: str | Path | None = None) -> MaxLRResult:
+                  results: str | Path | None = None,
+                  step_loss_points: int | None = None) -> MaxLRResult:
     """Find the largest learning rate at which ``cfg`` trains stably (empirical α_max, Eq. 24).
 
     Rates on a geometric grid from ``lr_max`` down to ``lr_min`` are tried in decreasing
@@ -251,6 +446,9 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         Halvings of the bracket, >= 0.
     train_set : torch.utils.data.Dataset, optional
         Default ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``.
+    val_set : torch.utils.data.Dataset, optional
+        Evaluated after every epoch of every trial (needed by a ``stable`` that reads
+        validation accuracy, such as ``is_stable`` with ``min_val_acc``).
     device : str or torch.device, optional
         Default: the profile's.
     stable : callable
@@ -258,6 +456,9 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
     results : str or pathlib.Path, optional
         A results file: trials are stored there as runs (records like :func:`sweep`'s)
         and read back when the search is repeated, so a killed search resumes.
+    step_loss_points : int, optional
+        As for :func:`sweep`: stored trials keep their batch losses averaged over at
+        most this many windows.
 
     Returns
     -------
@@ -274,9 +475,11 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     lr_max = finite_scalar("lr_max", lr_max, lo=0, lo_open=True)
-    lr_min = finite_scalar("lr_min", lr_min, lo=0, hi=lr_max, lo_open=True, hi_open=True)
+    lr_min = finite_scalar(f"lr_min (in (0, lr_max={lr_max:g}))", lr_min, lo=0, hi=lr_max, lo_open=True, hi_open=True)
     grid_points = integer("grid_points", grid_points, lo=2)
     bisect_steps = integer("bisect_steps", bisect_steps, lo=0)
+    if step_loss_points is not None:
+        step_loss_points = integer("step_loss_points", step_loss_points)
     prof = get_profile(None, device=device)
     prof_name, dev = prof.name, prof.device
     store = None
@@ -286,16 +489,17 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         store.records()
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
-    data = data_id(train_set) if store is not None else None
+    data = data_id(train_set, val_set) if store is not None else None
     trials: list[Trial] = []
 
     def trial(lr: float) -> bool:
         run = dataclasses.replace(cfg, lr=float(lr))
         if store is None:
-            rec = train(run, train_set=train_set, device=dev, progress=False)
+            rec = train(run, train_set=train_set, val_set=val_set, device=dev, progress=False)
         else:
             rec = store.run_once(run_key(run.to_dict(), data), lambda: _run_record(
-                run, data, prof_name, train_set=train_set, device=dev))
+                run, data, prof_name, step_loss_points, train_set=train_set,
+                val_set=val_set, device=dev))
         ok = bool(stable(rec))
         trials.append(Trial(float(lr), ok, rec["final_loss"]))
         return ok
@@ -318,3 +522,108 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         else:
             bad = mid
     return MaxLRResult(float(good), (float(good), float(bad)), False, tuple(trials))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The runs of one sweep at one batch size (one per seed), judged by one criterion.
+
+    Attributes
+    ----------
+    batch_size : int
+        B.
+    lr : float
+        The rate α the rule gave at B.
+    updates : int
+        Optimiser steps each run was set to make (:func:`num_updates`).
+    seeds : tuple of int
+        The seeds, in the order of the other tuples.
+    stable : tuple of bool
+        Each run's verdict under the criterion.
+    diverged : tuple of bool
+        Whether each run diverged (a non-finite or exploding loss).
+    val_acc : tuple of float or None
+        Each run's final validation accuracy (None after divergence).
+    wall_time_s : float
+        The runs' training time, summed.
+    """
+
+    batch_size: int
+    lr: float
+    updates: int
+    seeds: tuple[int, ...]
+    stable: tuple[bool, ...]
+    diverged: tuple[bool, ...]
+    val_acc: tuple[float | None, ...]
+    wall_time_s: float
+
+    @property
+    def all_stable(self) -> bool:
+        """Whether every seed's run is stable."""
+        return all(self.stable)
+
+    @property
+    def mean_acc(self) -> float:
+        """Mean final validation accuracy over the seeds, a diverged run counted as NaN."""
+        return float(np.mean([np.nan if a is None else a for a in self.val_acc]))
+
+    @property
+    def std_acc(self) -> float:
+        """Standard deviation (ddof 1) of the final validation accuracy over the seeds."""
+        accs = [np.nan if a is None else a for a in self.val_acc]
+        return float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+
+
+def summarize_sweep(records: Iterable[dict], *, stable: Callable[[dict], bool]
+                    ) -> list[SweepPoint]:
+    """Group a sweep's runs by batch size and judge each with one stability criterion.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        Records of :func:`sweep` (one rule: one rate per batch size).
+    stable : callable
+        record -> bool, e.g. ``functools.partial(is_stable, min_val_acc=0.15)``.
+
+    Returns
+    -------
+    list of SweepPoint
+        One per batch size, in increasing B; seeds in increasing order.
+
+    Raises
+    ------
+    ValueError
+        If ``records`` is empty, or holds two rates at one batch size (two rules mixed).
+
+    Examples
+    --------
+    >>> recs = [{"config": {"batch_size": 16, "lr": 0.1, "seed": s, "epochs": 1,
+    ...                     "steps": None}, "N": 64, "outcome": "ok", "wall_time_s": 1.0,
+    ...          "curves": {"val_acc": [0.3 + s / 10]}} for s in (0, 1)]
+    >>> pt = summarize_sweep(recs, stable=lambda r: r["outcome"] == "ok")[0]
+    >>> pt.batch_size, pt.updates, pt.all_stable, round(pt.mean_acc, 2)
+    (16, 4, True, 0.35)
+    """
+    groups: dict[int, list[dict]] = {}
+    for rec in records:
+        groups.setdefault(int(rec["config"]["batch_size"]), []).append(rec)
+    if not groups:
+        raise ValueError("records must hold at least one run of a sweep, got none")
+    out = []
+    for B in sorted(groups):
+        runs = sorted(groups[B], key=lambda r: r["config"]["seed"])
+        rates = {r["config"]["lr"] for r in runs}
+        if len(rates) != 1:
+            raise ValueError(f"records mix rates {sorted(rates)} at B = {B}: pass one rule's "
+                             "sweep at a time")
+        cfg = runs[0]["config"]
+        steps = cfg["steps"] if cfg.get("steps") is not None else cfg["epochs"] * (
+            runs[0]["N"] // B)
+        accs = tuple(None if r["outcome"] != "ok" or not r["curves"]["val_acc"]
+                     else r["curves"]["val_acc"][-1] for r in runs)
+        out.append(SweepPoint(B, float(cfg["lr"]), int(steps),
+                              tuple(int(r["config"]["seed"]) for r in runs),
+                              tuple(bool(stable(r)) for r in runs),
+                              tuple(r["outcome"] != "ok" for r in runs), accs,
+                              float(sum(r.get("wall_time_s") or 0.0 for r in runs))))
+    return out

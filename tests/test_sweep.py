@@ -1,6 +1,7 @@
 """Batch-size sweeps: one JSONL line per run, skipping, torn lines, resuming after a kill,
 two sweeps into one file, and checks that fail before any training."""
 
+import dataclasses
 import doctest
 import json
 import os
@@ -18,7 +19,7 @@ import rmtlr.sweeps
 from rmtlr import data
 from rmtlr.results import read_records as read_results
 from rmtlr.sweeps import sweep
-from rmtlr.train import TrainConfig
+from rmtlr.train import TrainConfig, train
 
 DS = data.gaussian_mixture(n=512, seed=0)
 BASE = TrainConfig(steps=5, model_kw={"hidden": 8})
@@ -281,3 +282,127 @@ def test_two_concurrent_sweeps_into_one_file_train_each_run_once(tmp_path):
 
 def test_docstring_examples_run():
     assert doctest.testmod(rmtlr.sweeps, raise_on_error=False).failed == 0
+
+
+# --- budgets, thin records, the stability criterion (chapter 9) ---
+
+def test_thin_step_loss_averages_windows_and_keeps_divergence():
+    from rmtlr.sweeps import thin_step_loss
+    losses = [float(i) for i in range(10)]
+    means, at = thin_step_loss(losses, 3)
+    # np.array_split(10, 3): windows of 4, 3, 3 -> means of 0..3, 4..6, 7..9
+    assert means == [1.5, 5.0, 8.0] and at == [4, 7, 10]
+    assert thin_step_loss(losses, 50) == (losses, list(range(1, 11)))  # short: kept whole
+    assert thin_step_loss([2.0, None, 1.0], 2) == ([None, 1.0], [2, 3])
+    assert thin_step_loss([], 5) == ([], [])
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="points"):
+            thin_step_loss(losses, bad)
+    with pytest.raises(TypeError, match="points"):
+        thin_step_loss(losses, None)
+
+
+def test_updates_config_makes_exactly_u_steps_and_shares_whole_epochs():
+    from rmtlr.sweeps import num_updates, updates_config
+    base = TrainConfig(epochs=3, model_kw={"hidden": 8})
+    N = len(DS)  # 512
+    same = updates_config(base, 64, N=N, updates=24)  # 8 steps an epoch: 3 whole epochs
+    assert same == dataclasses.replace(base, batch_size=64)
+    odd = updates_config(base, 48, N=N, updates=24)   # 10 steps an epoch
+    assert (odd.steps, odd.epochs) == (24, 3)
+    for cfg in (same, odd, updates_config(base, 512, N=N, updates=5)):
+        assert num_updates(cfg, N) == 24 or cfg.batch_size == 512
+        rec = train(cfg, train_set=DS, device="cpu", progress=False)
+        assert rec["steps"] == num_updates(cfg, N)
+    with pytest.raises(ValueError, match="updates"):
+        updates_config(base, 64, N=N, updates=0)
+    with pytest.raises(ValueError, match="N"):
+        updates_config(base, 1024, N=N, updates=10)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        updates_config({"epochs": 1}, 64, N=N, updates=10)
+
+
+def test_equal_updates_sweep_gives_every_b_the_same_steps_and_reuses_shared_runs(tmp_path):
+    out = tmp_path / "r.jsonl"
+    base = TrainConfig(epochs=2, model_kw={"hidden": 8})
+    epochs = sweep([32, 64], "const:0.05", out, base, train_set=DS, device="cpu")
+    assert [r["steps"] for r in epochs] == [32, 16]  # equal epochs: 2·512/B
+    upd = sweep([16, 32, 64, 128], "const:0.05", out, base, train_set=DS, device="cpu",
+                updates=32)
+    assert [r["steps"] for r in upd] == [32, 32, 32, 32]
+    # B = 32: 32 updates are the 2 epochs of the equal-epochs sweep, the same stored run
+    assert upd[1] == epochs[0]
+    assert len(read_results(out)) == 5
+    with pytest.raises(ValueError, match="updates"):
+        sweep([16], "const:0.05", out, base, train_set=DS, device="cpu", updates=-3)
+
+
+def test_step_loss_points_keeps_records_small_without_changing_the_run(tmp_path):
+    base = TrainConfig(epochs=4, model_kw={"hidden": 8})
+    full = sweep([16], "const:0.05", tmp_path / "a.jsonl", base, train_set=DS, device="cpu")[0]
+    thin = sweep([16], "const:0.05", tmp_path / "b.jsonl", base, train_set=DS, device="cpu",
+                 step_loss_points=8)[0]
+    assert len(full["step_loss"]) == 128 and len(thin["step_loss"]) == 8
+    assert thin["step_loss_at"][-1] == 128
+    assert thin["step_loss"][0] == pytest.approx(np.mean(full["step_loss"][:16]))
+    assert thin["key"] == full["key"] and thin["curves"] == full["curves"]
+    # the thinned file resumes: a rerun (thinned or not) trains nothing
+    again = sweep([16], "const:0.05", tmp_path / "b.jsonl", base, train_set=DS, device="cpu")
+    assert again[0] == thin
+
+
+def test_is_stable_with_min_val_acc_is_the_chapters_criterion():
+    from rmtlr.sweeps import is_stable
+    ok = {"outcome": "ok", "initial_loss": 2.3, "final_loss": 1.5,
+          "curves": {"val_acc": [0.20, 0.35]}}
+    at_chance = {**ok, "curves": {"val_acc": [0.10, 0.101]}}
+    diverged = {**ok, "outcome": "diverged", "final_loss": None, "curves": {"val_acc": [0.3]}}
+    no_progress = {**ok, "final_loss": 2.4}
+    assert is_stable(ok, min_val_acc=0.15) and is_stable(at_chance)  # the old criterion
+    assert not is_stable(at_chance, min_val_acc=0.15)  # a run that ends at chance
+    assert not is_stable(diverged, min_val_acc=0.15) and not is_stable(no_progress)
+    assert is_stable({**ok, "curves": {"val_acc": [0.15]}}, min_val_acc=0.15)  # inclusive
+    with pytest.raises(ValueError, match="validation accuracies"):
+        is_stable({**ok, "curves": {"val_acc": []}}, min_val_acc=0.15)
+    with pytest.raises(ValueError, match="min_val_acc"):
+        is_stable(ok, min_val_acc=1.5)
+
+
+def test_max_stable_lr_can_use_validation_accuracy(tmp_path):
+    import functools
+
+    from rmtlr.sweeps import is_stable, max_stable_lr
+    val = data.gaussian_mixture(n=128, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=32, model_kw={"hidden": 8})
+    crit = functools.partial(is_stable, min_val_acc=0.3)
+    res = max_stable_lr(cfg, lr_min=1e-3, lr_max=100.0, grid_points=6, bisect_steps=0,
+                        train_set=DS, val_set=val, device="cpu", stable=crit,
+                        results=tmp_path / "m.jsonl", step_loss_points=4)
+    recs = read_results(tmp_path / "m.jsonl")
+    assert all(r["curves"]["val_acc"] or r["outcome"] != "ok" for r in recs)
+    assert all(len(r["step_loss"]) <= 4 for r in recs)
+    best = next(r for r in recs if r["config"]["lr"] == pytest.approx(res.lr))
+    assert best["curves"]["val_acc"][-1] >= 0.3
+
+
+def test_summarize_sweep_groups_seeds_and_applies_the_criterion(tmp_path):
+    import functools
+
+    from rmtlr.sweeps import is_stable, summarize_sweep
+    val = data.gaussian_mixture(n=128, seed=0)
+    base = TrainConfig(epochs=2, model_kw={"hidden": 8})
+    rule = lambda B: 0.3 if B < 64 else 1e4  # the second point diverges
+    recs = sweep([16, 64], rule, tmp_path / "r.jsonl", base, seeds=(1, 0), train_set=DS,
+                 val_set=val, device="cpu")
+    pts = summarize_sweep(recs[::-1], stable=functools.partial(is_stable, min_val_acc=0.2))
+    assert [p.batch_size for p in pts] == [16, 64] and pts[0].seeds == (0, 1)
+    assert pts[0].updates == 64 and pts[1].updates == 16
+    assert pts[0].all_stable and pts[0].val_acc == tuple(
+        r["curves"]["val_acc"][-1] for r in sorted(recs[:2], key=lambda r: r["config"]["seed"]))
+    assert pts[1].diverged == (True, True) and not any(pts[1].stable)
+    assert np.isnan(pts[1].mean_acc) and pts[0].std_acc >= 0
+    with pytest.raises(ValueError, match="mix rates"):
+        summarize_sweep(recs + [{**recs[0], "config": {**recs[0]["config"], "lr": 9.0}}],
+                        stable=is_stable)
+    with pytest.raises(ValueError, match="none"):
+        summarize_sweep([], stable=is_stable)

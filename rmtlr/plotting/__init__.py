@@ -19,6 +19,14 @@ Every public name is importable from :mod:`rmtlr.plotting` itself.
 
 from __future__ import annotations
 
+from rmtlr.plotting.batch_sweeps import (
+    RULE_MARKERS,
+    batch_size_axis,
+    lam1_against_batch_size,
+    loss_against_updates,
+    rates_against_batch_size,
+    sweep_accuracy,
+)
 from rmtlr.plotting.networks import (
     NOISE_MODEL_STYLES,
     plot_batch_lam1,
@@ -67,14 +75,18 @@ __all__ = [
     "PAGE_WIDTH",
     "PALETTE",
     "ROW_HEIGHT",
+    "RULE_MARKERS",
     "SGD_COLOR",
     "THEOREM4_COLOR",
     "THEORY_COLOR",
     "THEORY_STYLES",
     "WISHART_COLOR",
     "band",
+    "batch_size_axis",
     "colors",
     "histogram_vs_laws",
+    "lam1_against_batch_size",
+    "loss_against_updates",
     "plot_batch_lam1",
     "plot_lam1_across_training",
     "plot_lr_vs_batch",
@@ -84,11 +96,13 @@ __all__ = [
     "plot_ritz_densities",
     "plot_slq_vs_exact",
     "plot_spectral_densities",
+    "rates_against_batch_size",
     "reference_slope",
     "ritz_density",
     "slq_curve",
     "stamp",
     "subplots",
+    "sweep_accuracy",
     "theory_vs_simulation",
     "use_style",
 ]
