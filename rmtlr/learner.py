@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from rmtlr.curvature import BN_MODES, HessianOperator, LinearCombination, lanczos
+from rmtlr.curvature import BN_MODES, HVP_METHODS, HessianOperator, LinearCombination, lanczos
 
 __all__ = ["FORMS", "VARIANTS", "LanczosLearner", "LearnerCallback", "LearnerRecord", "LrMomentum",
            "lr_momentum_from_ritz"]
@@ -326,7 +326,7 @@ def _check_count(name: str, value, lo: int) -> int:
 
 
 def _check_settings(*, every_epochs, num_steps, variant, form, seed, bn_mode, swa_start,
-                    keep_graphs, progress) -> dict:
+                    keep_graphs, method, progress) -> dict:
     """Check the learner's settings; return them in canonical types."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
@@ -338,7 +338,9 @@ def _check_settings(*, every_epochs, num_steps, variant, form, seed, bn_mode, sw
             "form": _check_choice("form", form, FORMS),
             "bn_mode": _check_choice("bn_mode", bn_mode, BN_MODES), "seed": int(seed),
             "swa_start": None if swa_start is None else _check_count("swa_start", swa_start, 0),
-            "keep_graphs": bool(keep_graphs), "progress": progress}
+            "keep_graphs": bool(keep_graphs),
+            "method": _check_choice("method", method, ("auto", *HVP_METHODS)),
+            "progress": progress}
 
 
 class LanczosLearner:
@@ -420,6 +422,12 @@ class LanczosLearner:
         at the memory of the subset's double-backward graphs for the estimate's duration
         (≈ 0.9 GB for 1,024 images on PreResNet-8; it grows with depth and the subset).
         Default False.
+    method : {"auto", "forward-over-reverse", "double-backward"}, optional
+        The Hessian-vector product of :class:`~rmtlr.curvature.HessianOperator`.
+        ``"auto"`` (default) times both on the first batch and keeps the faster, per model
+        object: the choice can differ between processes (it is a timing), and the two
+        products differ in the last float32 digits; fix it for runs that must repeat
+        bit for bit, e.g. a run resumed from a checkpoint.
     progress : bool, optional
         Progress bar over the Lanczos steps (default: on outside pytest unless
         ``TQDM_DISABLE`` is set).
@@ -430,7 +438,7 @@ class LanczosLearner:
         If ``optimizer`` is not a :class:`torch.optim.SGD`, ``model`` not a module, or
         ``seed`` not an integer.
     ValueError
-        For counts out of range, an unknown variant, form or BatchNorm mode, a param group
+        For counts out of range, an unknown variant, form, BatchNorm mode or method, a param group
         with ``dampening`` ≠ 0, optimiser parameters that are not the model's, or (from the
         first estimate) an estimate :func:`lr_momentum_from_ritz` rejects.
 
@@ -464,11 +472,11 @@ class LanczosLearner:
                  every_epochs: int = 20, num_steps: int = 20, variant: str = "nesterov",
                  form: str = "classical", seed: int = 0, bn_mode: str = "frozen-train",
                  swa_start: int | None = None, keep_graphs: bool = False,
-                 progress: bool | None = None):
+                 method: str = "auto", progress: bool | None = None):
         self._setup(optimizer, model, loss_fn, data, every_epochs=every_epochs,
                     num_steps=num_steps, variant=variant, form=form, seed=seed,
                     bn_mode=bn_mode, swa_start=swa_start, keep_graphs=keep_graphs,
-                    progress=progress)
+                    method=method, progress=progress)
         self.estimate(epoch=0)
 
     def _setup(self, optimizer, model, loss_fn, data, **settings) -> None:
@@ -521,7 +529,7 @@ class LanczosLearner:
 
     def _operator(self):
         """Return the subset's Hessian; with ``keep_graphs``, a sum of one operator per batch."""
-        kw = {"params": self._params, "bn_mode": self.bn_mode}
+        kw = {"params": self._params, "bn_mode": self.bn_mode, "method": self.method}
         batches = ([self.data] if isinstance(self.data, tuple) else self.data
                    if isinstance(self.data, list) else None)
         if not self.keep_graphs or batches is None or len(batches) < 2:
@@ -660,6 +668,8 @@ class LearnerCallback:
         First epoch (0-based) averaged; None: no averaging.
     keep_graphs : bool, optional
         See :class:`LanczosLearner` (a speed option; not part of :meth:`config`).
+    method : {"auto", "forward-over-reverse", "double-backward"}, optional
+        See :class:`LanczosLearner` (not part of :meth:`config`).
     epochs : int, optional
         The run's length T: the estimate due after epoch T is skipped, as nothing would
         use it (the average is still updated). None: estimate whenever due.
@@ -671,7 +681,7 @@ class LearnerCallback:
     TypeError
         If ``seed`` is not an integer or ``keep_graphs`` not a bool.
     ValueError
-        For counts out of range or an unknown variant, form or BatchNorm mode.
+        For counts out of range or an unknown variant, form, BatchNorm mode or method.
 
     Examples
     --------
@@ -698,7 +708,7 @@ class LearnerCallback:
                  every_epochs: int = 20, num_steps: int = 20,
                  variant: str = "nesterov", form: str = "classical", seed: int = 0,
                  bn_mode: str = "frozen-train", swa_start: int | None = None,
-                 keep_graphs: bool = False, epochs: int | None = None,
+                 keep_graphs: bool = False, method: str = "auto", epochs: int | None = None,
                  progress: bool | None = None):
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
@@ -706,7 +716,8 @@ class LearnerCallback:
         self.settings = _check_settings(every_epochs=every_epochs, num_steps=num_steps,
                                         variant=variant, form=form, seed=seed,
                                         bn_mode=bn_mode, swa_start=swa_start,
-                                        keep_graphs=keep_graphs, progress=progress)
+                                        keep_graphs=keep_graphs, method=method,
+                                        progress=progress)
         self.epochs = None if epochs is None else _check_count("epochs", epochs, 1)
         self.learner: LanczosLearner | None = None
         self._pending: dict | None = None
