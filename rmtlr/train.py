@@ -7,7 +7,11 @@
   horizontal flip) on a batch of in-memory images, vectorised and seeded.
 - :func:`train`: SGD (momentum, weight decay) or Adam/AdamW (damping δ = ``eps``) with a
   constant rate or Eq. 23; per-epoch loss/accuracy; divergence (a non-finite or exploding
-  loss) is an *outcome*, not a crash.
+  loss) is an *outcome*, not a crash; an optional callback after every epoch (the Lanczos
+  learner, :class:`rmtlr.learner.LearnerCallback`, or :class:`IterateAveraging`) and a
+  per-epoch checkpoint from which an interrupted run continues exactly.
+- :func:`train_stored`: one run, read back from a results file if it is there, else
+  trained (resuming its checkpoint) and stored.
 
 Batch-size sweeps and the largest-stable-rate search built on :func:`train` are in
 :mod:`rmtlr.sweeps`; the rules α(B) in :mod:`rmtlr.lr_rules`.
