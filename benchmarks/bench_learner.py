@@ -15,7 +15,9 @@ Wall-clock and process CPU seconds are both shown; on a shared machine the CPU s
 The subset is passed as batches of the training batch size: on a CPU one batch of 1,024
 costs about 1.6× as much per sample as eight of 128 (cache effects), and with BatchNorm in
 ``bn_mode="frozen-train"`` each batch is then normalised with its own statistics, as in
-training.
+training. The estimate is timed twice, without and with ``keep_graphs=True`` (each batch's
+gradient graph kept for the estimate's Lanczos steps, so that each step after the first is
+one backward pass per batch), and the overhead table is printed for both.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_learner.py [--depth 8] [--threads 1]
 """
@@ -26,6 +28,7 @@ import argparse
 import os
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -93,18 +96,24 @@ def main() -> None:
     # One-off costs out of the timings: allocator and kernel warm-up of a few training
     # steps, and the operator's one-time choice of HVP method (cached per model).
     train_epoch(model, opt, x[:4 * B], y[:4 * B], B, gen)
-    # (The cached choice is keyed on whether the data are one batch: pass two, like the subset.)
-    HessianOperator(model, F.cross_entropy, subset[:2], bn_mode="frozen-train").matvec(
-        torch.zeros(P, device=device))
+    # (The cached choice is keyed on whether the data are one batch, whose graph is kept:
+    # make both choices, for the plain subset and for keep_graphs' single-batch operators.)
+    for part in (subset[:2], subset[0]):
+        HessianOperator(model, F.cross_entropy, part, bn_mode="frozen-train").matvec(
+            torch.zeros(P, device=device))
 
-    clock = Clock(device)
-    learner = LanczosLearner(opt, model, F.cross_entropy, subset, num_steps=args.num_steps,
-                             variant="nesterov", form="classical", progress=False)
-    est_wall, est_cpu = clock.stop()
+    estimates = {}
+    for keep in (False, True):
+        clock = Clock(device)
+        learner = LanczosLearner(opt, model, F.cross_entropy, subset, num_steps=args.num_steps,
+                                 variant="nesterov", form="classical", keep_graphs=keep,
+                                 progress=False)
+        estimates[keep] = (*clock.stop(), learner.records[0])
     clock = Clock(device)
     train_epoch(model, opt, x, y, B, gen)
     epoch_wall, epoch_cpu = clock.stop()
-    rec = learner.records[0]
+    rec = estimates[True][2]
+    same = np.allclose(estimates[False][2].ritz_values, rec.ritz_values, rtol=1e-4, atol=1e-6)
 
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU "
           f"thread(s)")
@@ -113,30 +122,36 @@ def main() -> None:
     print(f"estimate: {args.num_steps} Lanczos steps on {args.subset} samples "
           f"({len(subset)} batches of {B}), bn_mode='frozen-train'; it set "
           f"lr = {rec.lr:.4g}, momentum = {rec.momentum:.4g} "
-          f"(lam_max = {rec.result.lam_max:.4g}, lam_min = {rec.result.lam_min:.4g})")
+          f"(lam_max = {rec.result.lam_max:.4g}, lam_min = {rec.result.lam_min:.4g}); "
+          f"same Ritz values with and without keep_graphs (rtol 1e-4): {same}")
     print()
-    print(f"{'':<34}{'wall s':>10}{'CPU s':>10}")
-    print(f"{'one training epoch':<34}{epoch_wall:>10.1f}{epoch_cpu:>10.1f}")
-    print(f"{'one estimate':<34}{est_wall:>10.1f}{est_cpu:>10.1f}")
-    print(f"{'estimate / epoch':<34}{est_wall / epoch_wall:>10.2f}{est_cpu / epoch_cpu:>10.2f}")
-    print(f"{'estimate / (training per sample)':<34}"
-          f"{est_wall / (epoch_wall / N):>10.0f}{est_cpu / (epoch_cpu / N):>10.0f}"
-          "   (samples of training an estimate costs)")
+    print(f"{'':<40}{'wall s':>10}{'CPU s':>10}")
+    print(f"{'one training epoch':<40}{epoch_wall:>10.1f}{epoch_cpu:>10.1f}")
     products = args.num_steps * args.subset
-    print(f"{'  per Hessian-vector sample':<34}{est_wall / (epoch_wall / N) / products:>10.2f}"
-          f"{est_cpu / (epoch_cpu / N) / products:>10.2f}"
-          f"   (÷ {args.num_steps} steps × {args.subset} samples)")
+    for keep, (est_wall, est_cpu, _) in estimates.items():
+        name = f"keep_graphs={keep}"
+        print(f"{'one estimate, ' + name:<40}{est_wall:>10.1f}{est_cpu:>10.1f}")
+        print(f"{'  estimate / epoch':<40}{est_wall / epoch_wall:>10.2f}"
+              f"{est_cpu / epoch_cpu:>10.2f}")
+        print(f"{'  r = per Hessian-vector sample':<40}"
+              f"{est_wall / (epoch_wall / N) / products:>10.2f}"
+              f"{est_cpu / (epoch_cpu / N) / products:>10.2f}"
+              f"   (training samples; ÷ {args.num_steps} steps × {args.subset} samples)")
+    (w0, c0, _), (w1, c1, _) = estimates[False], estimates[True]
+    print(f"{'speed-up of keep_graphs':<40}{w0 / w1:>10.2f}{c0 / c1:>10.2f}")
     print()
     print("per-epoch overhead = estimate / (E × epoch), CPU seconds "
           "(wall-clock in brackets)")
-    print(f"{'E':>4}{f'N = {N:,} (measured)':>28}{f'N = {PAPER_N:,} (paper)':>28}")
+    print(f"{'E':>4}{'keep_graphs':>13}{f'N = {N:,} (measured)':>26}"
+          f"{f'N = {PAPER_N:,} (paper)':>26}")
     for E in (1, 5, 20):
-        cells = []
-        for n in (N, PAPER_N):
-            cpu = est_cpu / (E * epoch_cpu * n / N)
-            wall = est_wall / (E * epoch_wall * n / N)
-            cells.append(f"{100 * cpu:.1f}% ({100 * wall:.1f}%)")
-        print(f"{E:>4}{cells[0]:>28}{cells[1]:>28}")
+        for keep, (est_wall, est_cpu, _) in estimates.items():
+            cells = []
+            for n in (N, PAPER_N):
+                cpu = est_cpu / (E * epoch_cpu * n / N)
+                wall = est_wall / (E * epoch_wall * n / N)
+                cells.append(f"{100 * cpu:.1f}% ({100 * wall:.1f}%)")
+            print(f"{E:>4}{keep!s:>13}{cells[0]:>26}{cells[1]:>26}")
     print("target: <= 5% at E = 20 (the paper's setting)")
 
 

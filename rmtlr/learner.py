@@ -18,6 +18,7 @@ sets α and ρ from them, instead of tuning them on a grid.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -30,10 +31,10 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from rmtlr.curvature import BN_MODES, HessianOperator, lanczos
+from rmtlr.curvature import BN_MODES, HVP_METHODS, HessianOperator, LinearCombination, lanczos
 from rmtlr.rmt.validation import MAX_SEED, integer, random_seed
 
-__all__ = ["FORMS", "VARIANTS", "LanczosLearner", "LearnerRecord", "LrMomentum",
+__all__ = ["FORMS", "VARIANTS", "LanczosLearner", "LearnerCallback", "LearnerRecord", "LrMomentum",
            "lr_momentum_from_ritz"]
 
 #: Accelerated methods the learner sets parameters for.
@@ -42,7 +43,7 @@ VARIANTS = ("polyak", "nesterov")
 FORMS = ("printed", "classical")
 
 
-def _frozen_array(values: ArrayLike) -> np.ndarray:
+def _frozen_array(values) -> np.ndarray:
     a = np.array(values, dtype=np.float64)
     a.setflags(write=False)
     return a
@@ -88,13 +89,13 @@ class LrMomentum:
         return self.lam_max / self.lam_min
 
 
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+def _check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
 
 
-def _as_vector(name: str, values: ArrayLike | torch.Tensor) -> np.ndarray:
+def _as_vector(name: str, values) -> np.ndarray:
     try:
         a = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values,
                        dtype=np.float64)
@@ -109,8 +110,7 @@ def _as_vector(name: str, values: ArrayLike | torch.Tensor) -> np.ndarray:
     return a
 
 
-def lr_momentum_from_ritz(ritz_values: ArrayLike | torch.Tensor,
-                          ritz_weights: ArrayLike | torch.Tensor, *, variant: str,
+def lr_momentum_from_ritz(ritz_values: ArrayLike, ritz_weights: ArrayLike, *, variant: str,
                           form: str) -> LrMomentum:
     r"""Learning rate α and momentum ρ from Lanczos Ritz values (Granziol et al. 2022, Sec. 10.2).
 
@@ -253,6 +253,9 @@ class LearnerRecord:
         What :func:`lr_momentum_from_ritz` chose from them (λ₁, λ_min, the dropped values).
     seconds : float
         Wall-clock time of the estimate: building the operator and the Lanczos run.
+    cpu_seconds : float
+        The process's CPU time over the same span (all its threads); steadier than
+        wall-clock time on a shared machine. NaN in records made before it was kept.
     """
 
     epoch: int
@@ -261,6 +264,30 @@ class LearnerRecord:
     ritz_weights: np.ndarray
     result: LrMomentum
     seconds: float
+    cpu_seconds: float = math.nan
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LearnerRecord:
+        """Rebuild a record from :meth:`as_dict` (e.g. read back from a results file).
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`as_dict` returned.
+
+        Returns
+        -------
+        LearnerRecord
+            The record, field by field (arrays read-only, as stored).
+        """
+        result = LrMomentum(lr=d["lr"], momentum=d["momentum"], lam_max=d["lam_max"],
+                            lam_min=d["lam_min"],
+                            dropped_values=_frozen_array(d["dropped_values"]),
+                            dropped_weights=_frozen_array(d["dropped_weights"]),
+                            variant=d["variant"], form=d["form"])
+        return cls(epoch=d["epoch"], seed=d["seed"], ritz_values=_frozen_array(d["ritz_values"]),
+                   ritz_weights=_frozen_array(d["ritz_weights"]), result=result,
+                   seconds=d["seconds"], cpu_seconds=d.get("cpu_seconds", math.nan))
 
     @property
     def lr(self) -> float:
@@ -278,9 +305,9 @@ class LearnerRecord:
         Returns
         -------
         dict
-            ``epoch``, ``seed``, ``ritz_values``, ``ritz_weights`` (lists), ``lr``,
+            Every field; the :class:`LrMomentum` fields flattened in (``lr``,
             ``momentum``, ``lam_max``, ``lam_min``, ``dropped_values``,
-            ``dropped_weights``, ``variant``, ``form`` and ``seconds``.
+            ``dropped_weights``, ``variant``, ``form``).
         """
         r = self.result
         return {"epoch": self.epoch, "seed": self.seed,
@@ -289,7 +316,23 @@ class LearnerRecord:
                 "momentum": r.momentum, "lam_max": r.lam_max, "lam_min": r.lam_min,
                 "dropped_values": r.dropped_values.tolist(),
                 "dropped_weights": r.dropped_weights.tolist(), "variant": r.variant,
-                "form": r.form, "seconds": self.seconds}
+                "form": r.form, "seconds": self.seconds, "cpu_seconds": self.cpu_seconds}
+
+
+def _check_settings(*, every_epochs, num_steps, variant, form, seed, bn_mode, swa_start,
+                    keep_graphs, method, progress) -> dict:
+    """Check the learner's settings; return them in canonical types."""
+    if not isinstance(keep_graphs, (bool, np.bool_)):
+        raise TypeError(f"keep_graphs must be True or False, got {keep_graphs!r}")
+    return {"every_epochs": integer("every_epochs", every_epochs),
+            "num_steps": integer("num_steps", num_steps),
+            "variant": _check_choice("variant", variant, VARIANTS),
+            "form": _check_choice("form", form, FORMS),
+            "bn_mode": _check_choice("bn_mode", bn_mode, BN_MODES), "seed": random_seed("seed", seed),
+            "swa_start": None if swa_start is None else integer("swa_start", swa_start, lo=0),
+            "keep_graphs": bool(keep_graphs),
+            "method": _check_choice("method", method, ("auto", *HVP_METHODS)),
+            "progress": progress}
 
 
 class LanczosLearner:
@@ -358,11 +401,25 @@ class LanczosLearner:
         The formulas of :func:`lr_momentum_from_ritz`.
     seed : int
         Estimate k (k = 0, 1, …) starts Lanczos from the Gaussian vector of seed
-        ``seed + k`` (modulo 2**63), a fresh direction each time, reproducible.
+        ``seed + k``, a fresh direction each time, reproducible.
     bn_mode : {"frozen-train", "eval"}
         BatchNorm treatment of the Hessian (see above).
     swa_start : int, optional
         First epoch (0-based) whose end is averaged; ``None`` (default): no averaging.
+    keep_graphs : bool, optional
+        With ``data`` a list of batches, keep every batch's gradient graph for the
+        estimate's Lanczos steps, so that each step after the first is one backward pass
+        per batch instead of a forward and two backward passes (a single ``(x, y)`` batch
+        always keeps its graph). 1.4× faster on a CPU (``benchmarks/bench_learner.py``),
+        at the memory of the subset's double-backward graphs for the estimate's duration
+        (≈ 0.9 GB for 1,024 images on PreResNet-8; it grows with depth and the subset).
+        Default False.
+    method : {"auto", "forward-over-reverse", "double-backward"}, optional
+        The Hessian-vector product of :class:`~rmtlr.curvature.HessianOperator`.
+        ``"auto"`` (default) times both on the first batch and keeps the faster, per model
+        object: the choice can differ between processes (it is a timing), and the two
+        products differ in the last float32 digits; fix it for runs that must repeat
+        bit for bit, e.g. a run resumed from a checkpoint.
     progress : bool, optional
         Progress bar over the Lanczos steps (default: on outside pytest unless
         ``TQDM_DISABLE`` is set).
@@ -371,9 +428,9 @@ class LanczosLearner:
     ------
     TypeError
         If ``optimizer`` is not a :class:`torch.optim.SGD`, ``model`` not a module, or
-        a count or ``seed`` not a number.
+        ``seed`` not an integer.
     ValueError
-        For counts or ``seed`` not whole numbers in range, an unknown variant, form or BatchNorm mode, a param group
+        For counts out of range, an unknown variant, form, BatchNorm mode or method, a param group
         with ``dampening`` ≠ 0, optimiser parameters that are not the model's, or (from the
         first estimate) an estimate :func:`lr_momentum_from_ritz` rejects.
 
@@ -406,7 +463,16 @@ class LanczosLearner:
                  loss_fn: Callable[..., torch.Tensor], data: Any, *,
                  every_epochs: int = 20, num_steps: int = 20, variant: str = "nesterov",
                  form: str = "classical", seed: int = 0, bn_mode: str = "frozen-train",
-                 swa_start: int | None = None, progress: bool | None = None):
+                 swa_start: int | None = None, keep_graphs: bool = False,
+                 method: str = "auto", progress: bool | None = None):
+        self._setup(optimizer, model, loss_fn, data, every_epochs=every_epochs,
+                    num_steps=num_steps, variant=variant, form=form, seed=seed,
+                    bn_mode=bn_mode, swa_start=swa_start, keep_graphs=keep_graphs,
+                    method=method, progress=progress)
+        self.estimate(epoch=0)
+
+    def _setup(self, optimizer, model, loss_fn, data, **settings) -> None:
+        """Check and store everything; no estimate (shared by __init__ and a restore)."""
         if not isinstance(optimizer, torch.optim.SGD):
             raise TypeError("optimizer must be a torch.optim.SGD, got "
                             f"{type(optimizer).__name__}")
@@ -417,19 +483,54 @@ class LanczosLearner:
                 raise ValueError(f"param group {i} has dampening={group['dampening']}; the "
                                  "learner needs dampening=0 (then lr and momentum are the "
                                  "heavy ball's alpha and rho)")
-        self.every_epochs = integer("every_epochs", every_epochs)
-        self.num_steps = integer("num_steps", num_steps)
-        self.variant = _check_choice("variant", variant, VARIANTS)
-        self.form = _check_choice("form", form, FORMS)
-        self.bn_mode = _check_choice("bn_mode", bn_mode, BN_MODES)
-        self.seed = random_seed("seed", seed)
-        self.swa_start = None if swa_start is None else integer("swa_start", swa_start, lo=0)
+        for name, value in _check_settings(**settings).items():
+            setattr(self, name, value)
         self.optimizer, self.model, self.loss_fn, self.data = optimizer, model, loss_fn, data
-        self.progress = progress
         self.records: list[LearnerRecord] = []
         self.averaged_model: AveragedModel | None = None
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
-        self.estimate(epoch=0)
+
+    def state_dict(self) -> dict:
+        """Return the learner's state: its records and the iterate average.
+
+        The optimiser's lr and momentum are part of the optimiser's own state dict.
+
+        Returns
+        -------
+        dict
+            ``records`` (each :meth:`LearnerRecord.as_dict`) and ``averaged`` (the
+            :class:`~torch.optim.swa_utils.AveragedModel`'s state dict, or None).
+        """
+        avg = self.averaged_model
+        return {"records": [r.as_dict() for r in self.records],
+                "averaged": None if avg is None else avg.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`: the next estimate continues the seed sequence.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned.
+        """
+        self.records = [LearnerRecord.from_dict(r) for r in state["records"]]
+        self.averaged_model = None
+        if state["averaged"] is not None:
+            self.averaged_model = AveragedModel(self.model)
+            self.averaged_model.load_state_dict(state["averaged"])
+
+    def _operator(self):
+        """Return the subset's Hessian; with ``keep_graphs``, a sum of one operator per batch."""
+        kw = {"params": self._params, "bn_mode": self.bn_mode, "method": self.method}
+        batches = ([self.data] if isinstance(self.data, tuple) else self.data
+                   if isinstance(self.data, list) else None)
+        if not self.keep_graphs or batches is None or len(batches) < 2:
+            return HessianOperator(self.model, self.loss_fn, self.data, **kw)
+        # Each single-batch operator keeps its gradient graph between Lanczos steps (each
+        # further product: one backward pass); H = Σ_b (n_b/n) H_b, the mean-loss Hessian.
+        ops = [HessianOperator(self.model, self.loss_fn, b, **kw) for b in batches]
+        n = sum(op.num_samples for op in ops)
+        return LinearCombination([(op.num_samples / n, op) for op in ops])
 
     def estimate(self, epoch: int) -> LearnerRecord:
         """Estimate now, set lr and momentum on the optimiser, and record it.
@@ -451,11 +552,9 @@ class LanczosLearner:
             dropped), or the model or subset gives a non-finite product; the optimiser then
             keeps its previous lr and momentum and no record is added.
         """
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         seed = (self.seed + len(self.records)) % (MAX_SEED + 1)
-        op = HessianOperator(self.model, self.loss_fn, self.data, params=self._params,
-                             bn_mode=self.bn_mode)
-        res = lanczos(op, self.num_steps, seed=seed, progress=self.progress)
+        res = lanczos(self._operator(), self.num_steps, seed=seed, progress=self.progress)
         choice = lr_momentum_from_ritz(res.ritz_values, res.ritz_weights,
                                        variant=self.variant, form=self.form)
         for group in self.optimizer.param_groups:
@@ -468,7 +567,8 @@ class LanczosLearner:
         record = LearnerRecord(epoch=int(epoch), seed=seed,
                                ritz_values=_frozen_array(res.ritz_values),
                                ritz_weights=_frozen_array(res.ritz_weights), result=choice,
-                               seconds=time.perf_counter() - t0)
+                               seconds=time.perf_counter() - t0,
+                               cpu_seconds=time.process_time() - c0)
         self.records.append(record)
         return record
 
@@ -492,10 +592,216 @@ class LanczosLearner:
             If ``epoch`` is not an integer >= 0, or as :meth:`estimate`.
         """
         epoch = integer("epoch", epoch, lo=0)
+        self._average(epoch)
+        if (epoch + 1) % self.every_epochs == 0:
+            return self.estimate(epoch + 1)
+        return None
+
+    def _average(self, epoch: int) -> None:
         if self.swa_start is not None and epoch >= self.swa_start:
             if self.averaged_model is None:
                 self.averaged_model = AveragedModel(self.model)
             self.averaged_model.update_parameters(self.model)
-        if (epoch + 1) % self.every_epochs == 0:
-            return self.estimate(epoch + 1)
+
+
+def _subset_id(data) -> dict | None:
+    """Sample count and content digest of a subset given as tensors (None for a loader)."""
+    batches = [data] if isinstance(data, tuple) else data if isinstance(data, list) else None
+    if batches is None:
         return None
+    h, n = hashlib.sha256(), 0
+    for x, y in batches:
+        for t in (x, y):
+            h.update(str((t.dtype, tuple(t.shape))).encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        n += len(y)
+    return {"samples": n, "sha256": h.hexdigest()[:16]}
+
+
+class LearnerCallback:
+    r"""Run a :class:`LanczosLearner` inside :func:`rmtlr.train.train`.
+
+    :func:`~rmtlr.train.train` makes the model and the optimiser; this callback makes the
+    learner on them when it is first called (``epoch=0``, before the first step: the first
+    estimate), and afterwards calls :meth:`LanczosLearner.epoch_end` after every epoch.
+    Each estimate's :meth:`LearnerRecord.as_dict` lands in the training record's
+    ``"callback"`` list, and with ``swa_start`` the iterate average is evaluated at the end
+    of the run (the record's ``"averaged"``). Use it with
+    ``TrainConfig(optimizer="sgd", schedule="constant")``: the config's ``lr`` and
+    ``momentum`` are replaced by the first estimate, and ``"eq23"`` would override the
+    learner's rate at every step. It supports :func:`~rmtlr.train.train`'s
+    ``checkpoint`` (state: the records and the average).
+
+    An estimate after training has started that fails (:func:`lr_momentum_from_ritz`
+    rejects its Ritz values, or the product is not finite) does not end the run: the
+    optimiser keeps the previous lr and momentum, and the failure is recorded as
+    ``{"epoch": e, "failed": message}``; a failure of the first estimate is raised.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn(output, y)``, the training loss (``torch.nn.functional.cross_entropy``
+        for :func:`~rmtlr.train.train`).
+    data : tuple or list or iterable
+        The fixed subset (see :class:`LanczosLearner`).
+    every_epochs : int
+        E ≥ 1 (paper: 20).
+    num_steps : int
+        m ≥ 1 (paper: 20).
+    variant : {"nesterov", "polyak"}
+        See :func:`lr_momentum_from_ritz`.
+    form : {"classical", "printed"}
+        See :func:`lr_momentum_from_ritz`.
+    seed : int
+        Seed of the first estimate's start vector.
+    bn_mode : {"frozen-train", "eval"}
+        BatchNorm treatment of the Hessian.
+    swa_start : int, optional
+        First epoch (0-based) averaged; None: no averaging.
+    keep_graphs : bool, optional
+        See :class:`LanczosLearner` (a speed option; not part of :meth:`config`).
+    method : {"auto", "forward-over-reverse", "double-backward"}, optional
+        See :class:`LanczosLearner` (not part of :meth:`config`).
+    epochs : int, optional
+        The run's length T: the estimate due after epoch T is skipped, as nothing would
+        use it (the average is still updated). None: estimate whenever due.
+    progress : bool, optional
+        Progress bar over each estimate's Lanczos steps.
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is not an integer or ``keep_graphs`` not a bool.
+    ValueError
+        For counts out of range or an unknown variant, form, BatchNorm mode or method.
+
+    Examples
+    --------
+    >>> from torch.nn.functional import cross_entropy
+    >>> from rmtlr import data
+    >>> from rmtlr.train import TrainConfig, train
+    >>> ds = data.gaussian_mixture(n=256, seed=0)
+    >>> cb = LearnerCallback(cross_entropy, (ds.tensors[0][:64], ds.tensors[1][:64]),
+    ...                      every_epochs=2, num_steps=10, progress=False)
+    >>> rec = train(TrainConfig(lr=0.1, batch_size=32, epochs=4), train_set=ds,
+    ...             device="cpu", callback=cb)
+    >>> [r["epoch"] for r in rec["callback"]]  # estimates before training, after 2 and 4
+    [0, 2, 4]
+    >>> rec["curves"]["lr"] == [cb.records[0].lr] * 2 + [cb.records[1].lr] * 2
+    True
+
+    Attributes
+    ----------
+    learner : LanczosLearner or None
+        The learner, once the run has started.
+    """
+
+    def __init__(self, loss_fn: Callable[..., torch.Tensor], data: Any, *,
+                 every_epochs: int = 20, num_steps: int = 20,
+                 variant: str = "nesterov", form: str = "classical", seed: int = 0,
+                 bn_mode: str = "frozen-train", swa_start: int | None = None,
+                 keep_graphs: bool = False, method: str = "auto", epochs: int | None = None,
+                 progress: bool | None = None):
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        self.loss_fn, self.data = loss_fn, data
+        self.settings = _check_settings(every_epochs=every_epochs, num_steps=num_steps,
+                                        variant=variant, form=form, seed=seed,
+                                        bn_mode=bn_mode, swa_start=swa_start,
+                                        keep_graphs=keep_graphs, method=method,
+                                        progress=progress)
+        self.epochs = None if epochs is None else integer("epochs", epochs)
+        self.learner: LanczosLearner | None = None
+        self._pending: dict | None = None
+
+    def config(self) -> dict:
+        """Return the settings that decide the run, for its run key.
+
+        Returns
+        -------
+        dict
+            ``{"lanczos_learner": {every_epochs, num_steps, variant, form, seed, bn_mode,
+            swa_start, epochs, subset}}``; ``subset`` is the sample count and a SHA-256 of the
+            subset's tensors (None for a loader, which is not read here).
+        """
+        keys = ("every_epochs", "num_steps", "variant", "form", "seed", "bn_mode", "swa_start")
+        return {"lanczos_learner": {**{k: self.settings[k] for k in keys},
+                                    "epochs": self.epochs, "subset": _subset_id(self.data)}}
+
+    @property
+    def records(self) -> list[LearnerRecord]:
+        """The learner's estimates so far ([] before the run starts)."""
+        return [] if self.learner is None else self.learner.records
+
+    @property
+    def averaged_model(self) -> AveragedModel | None:
+        """The iterate average (None before ``swa_start`` or without averaging)."""
+        return None if self.learner is None else self.learner.averaged_model
+
+    def on_epoch_end(self, epoch: int, model: nn.Module,
+                     optimizer: torch.optim.SGD) -> dict | None:
+        """Make the learner at ``epoch=0``; afterwards average and estimate as due.
+
+        Parameters
+        ----------
+        epoch : int
+            Epochs completed (0: before training).
+        model : torch.nn.Module
+            The network being trained.
+        optimizer : torch.optim.SGD
+            Its optimiser.
+
+        Returns
+        -------
+        dict or None
+            The new estimate's :meth:`LearnerRecord.as_dict`, a failure record, or None
+            when no estimate was due.
+
+        Raises
+        ------
+        ValueError
+            If the first estimate fails, or ``epoch`` is not an integer >= 0.
+        """
+        epoch = integer("epoch", epoch, lo=0)
+        if self.learner is None and epoch == 0:
+            self.learner = LanczosLearner(optimizer, model, self.loss_fn, self.data,
+                                          **self.settings)
+            return self.learner.records[0].as_dict()
+        if self.learner is None:  # resumed from a checkpoint: no estimate at construction
+            learner = LanczosLearner.__new__(LanczosLearner)
+            learner._setup(optimizer, model, self.loss_fn, self.data, **self.settings)
+            if self._pending is not None:
+                learner.load_state_dict(self._pending)
+            self.learner, self._pending = learner, None
+        if self.epochs is not None and epoch >= self.epochs:
+            self.learner._average(epoch - 1)
+            return None
+        try:
+            rec = self.learner.epoch_end(epoch - 1)
+        except ValueError as err:
+            return {"epoch": epoch, "failed": str(err)}
+        return None if rec is None else rec.as_dict()
+
+    def state_dict(self) -> dict:
+        """Return the learner's :meth:`LanczosLearner.state_dict` (for a checkpoint).
+
+        Returns
+        -------
+        dict
+            Records and iterate average.
+        """
+        if self.learner is None:
+            return {"records": [], "averaged": None} if self._pending is None else self._pending
+        return self.learner.state_dict()
+
+    def load_state_dict(self, state: dict, model: nn.Module) -> None:
+        """Keep a checkpoint's state for the learner made at the next call.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned.
+        model : torch.nn.Module
+            The network (the learner is made with the optimiser, at the next call).
+        """
+        self.learner, self._pending = None, state

@@ -7,7 +7,11 @@
   horizontal flip) on a batch of in-memory images, vectorised and seeded.
 - :func:`train`: SGD (momentum, weight decay) or Adam/AdamW (damping δ = ``eps``) with a
   constant rate or Eq. 23; per-epoch loss/accuracy; divergence (a non-finite or exploding
-  loss) is an *outcome*, not a crash.
+  loss) is an *outcome*, not a crash; an optional callback after every epoch (the Lanczos
+  learner, :class:`rmtlr.learner.LearnerCallback`, or :class:`IterateAveraging`) and a
+  per-epoch checkpoint from which an interrupted run continues exactly.
+- :func:`train_stored`: one run, read back from a results file if it is there, else
+  trained (resuming its checkpoint) and stored.
 
 Batch-size sweeps and the largest-stable-rate search built on :func:`train` are in
 :mod:`rmtlr.sweeps`; the rules α(B) in :mod:`rmtlr.lr_rules`.
@@ -17,24 +21,27 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from rmtlr import data as rdata
 from rmtlr import models
 from rmtlr.profiles import resolve_device
 from rmtlr.progress import progress_bar
-from rmtlr.results import provenance
+from rmtlr.results import ResultsFile, data_id, provenance, run_key
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "eq23_lr", "evaluate", "num_classes_of",
-           "random_crop_flip", "train"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "IterateAveraging", "TrainConfig", "eq23_lr", "evaluate",
+           "num_classes_of", "random_crop_flip", "train", "train_stored"]
 
 #: Optimisers :func:`train` knows.
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -444,13 +451,167 @@ def evaluate(model: nn.Module, dataset: Any, *, device: str | torch.device | Non
     return loss_sum / total, correct / total
 
 
+class IterateAveraging:
+    r"""Average the weights over the last epochs of a run (stochastic weight averaging).
+
+    A callback for :func:`train`: after every epoch e ≥ ``start`` (0-based, as
+    ``swa_start`` of :class:`rmtlr.learner.LanczosLearner`) the parameters are added to a
+    running mean w̄ = (1/n) Σ w_e, kept in
+    :attr:`averaged_model` (a :class:`torch.optim.swa_utils.AveragedModel`). At the end of
+    the run :func:`train` recomputes its BatchNorm statistics and evaluates it (Izmailov et
+    al. 2018; Granziol et al. 2022, Sec. 10.2, average the iterates near the end).
+
+    Parameters
+    ----------
+    start : int
+        First epoch (0-based) whose end is averaged, >= 0: with T epochs, ``start=T - k``
+        averages the last k.
+
+    Raises
+    ------
+    ValueError
+        If ``start`` is not an integer >= 0.
+
+    Examples
+    --------
+    >>> from rmtlr import data
+    >>> avg = IterateAveraging(start=1)  # the ends of the 2nd and 3rd epochs
+    >>> rec = train(TrainConfig(lr=0.1, batch_size=32, epochs=3),
+    ...             train_set=data.gaussian_mixture(n=256, seed=0),
+    ...             val_set=data.gaussian_mixture(n=128, seed=1), device="cpu", callback=avg)
+    >>> rec["averaged"]["epochs_averaged"], int(avg.averaged_model.n_averaged)
+    (2, 2)
+    """
+
+    def __init__(self, start: int):
+        self.start = integer("start", start, lo=0)
+        self.averaged_model: AveragedModel | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Return what sets this callback's effect on a run, for its run key.
+
+        Returns
+        -------
+        dict
+            ``{"iterate_averaging": {"start": start}}``.
+        """
+        return {"iterate_averaging": {"start": self.start}}
+
+    def on_epoch_end(self, epoch: int, model: nn.Module,
+                     optimizer: torch.optim.Optimizer) -> None:
+        """Add the weights after ``epoch`` epochs to the average once ``epoch > start``.
+
+        Parameters
+        ----------
+        epoch : int
+            Epochs completed (0: before training).
+        model : torch.nn.Module
+            The network being trained.
+        optimizer : torch.optim.Optimizer
+            Its optimiser (not used).
+        """
+        if epoch - 1 < self.start:  # epoch counts completed epochs; start is 0-based
+            return
+        if self.averaged_model is None:
+            self.averaged_model = AveragedModel(model)
+        self.averaged_model.update_parameters(model)
+        return
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the state a checkpoint needs to resume the average.
+
+        Returns
+        -------
+        dict
+            ``{"averaged": AveragedModel state dict or None}``.
+        """
+        avg = self.averaged_model
+        return {"averaged": None if avg is None else avg.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any], model: nn.Module) -> None:
+        """Restore the average from :meth:`state_dict` (on resuming a run).
+
+        Parameters
+        ----------
+        state : Mapping
+            What :meth:`state_dict` returned.
+        model : torch.nn.Module
+            The network being trained (the average is a copy of it).
+        """
+        self.averaged_model = None
+        if state["averaged"] is not None:
+            self.averaged_model = AveragedModel(model)
+            self.averaged_model.load_state_dict(state["averaged"])
+
+
+def _in_order_batches(dataset, batch_size: int, device: torch.device):
+    """Yield the training set once, in order, not augmented (for BatchNorm statistics)."""
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        x, y = dataset.tensors[:2]
+        for i in range(0, len(x), batch_size):
+            yield x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        return
+    for xb, yb in rdata.make_loader(dataset, batch_size, shuffle=False, drop_last=False):
+        yield xb.to(device), yb.to(device)
+
+
+def _evaluate_average(avg: AveragedModel, train_set, val_set, batch_size: int,
+                      device: torch.device, n: int) -> dict[str, Any]:
+    """Recompute the average's BatchNorm statistics on the training set and evaluate it."""
+    update_bn(((xb, yb) for xb, yb in _in_order_batches(train_set, batch_size, device)),
+              avg, device=device)
+    out: dict[str, Any] = {"epochs_averaged": n}
+    if val_set is not None:
+        vl, va = evaluate(avg, val_set, device=device)
+        out.update(val_loss=_finite_or_none(vl), val_acc=va)
+    return out
+
+
+def _checkpoint_key(cfg: TrainConfig, N: int, P: int, callback: Any) -> str:
+    config = callback.config() if callback is not None and hasattr(callback, "config") else None
+    cb = None if callback is None else [type(callback).__name__, config]
+    return run_key(cfg.to_dict(), {"N": N, "P": P}, callback=cb)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a kill mid-write leaves the old file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
           model: nn.Module | None = None, device: str | torch.device | None = None,
-          progress: bool | None = None) -> dict[str, Any]:
+          progress: bool | None = None, callback: Any = None,
+          checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train one network and return a JSON-ready record of the run.
 
     Divergence, a batch loss that is not finite or exceeds ``cfg.explode`` × the initial
     probe loss, ends the run and is recorded as its outcome, not raised.
+
+    **Callback.** ``callback.on_epoch_end(epoch, model, optimizer)`` is called with
+    ``epoch=0`` before the first step and with the number of epochs completed after each
+    epoch (after its validation), as long as the run has not diverged; what it returns, if
+    not None, is appended to the record's ``"callback"`` list (it must be JSON-ready). It
+    may set the optimiser's ``lr`` and ``momentum`` (the Lanczos learner,
+    :class:`rmtlr.learner.LearnerCallback`, does): with ``schedule="constant"`` the loop
+    leaves them as they are (it sets ``cfg.lr`` once, when the optimiser is made), while
+    ``schedule="eq23"`` sets ``lr`` before every step and so overrides the callback's. If
+    the callback has an ``averaged_model`` (a :class:`~torch.optim.swa_utils.AveragedModel`,
+    e.g. :class:`IterateAveraging`) that is not None at the end, its BatchNorm statistics
+    are recomputed on the training set (in order, not augmented) and it is evaluated on
+    ``val_set``: the record's ``"averaged"``. Time spent in the callback is counted in
+    ``wall_time_s`` and reported as ``callback_seconds`` (CPU: ``callback_cpu_seconds``).
+    Optional methods: ``config()``
+    (JSON, part of the run's identity), ``state_dict()`` and
+    ``load_state_dict(state, model)`` (for ``checkpoint``).
+
+    **Checkpoint.** With ``checkpoint=path`` the state after every completed epoch (model,
+    optimiser, random generators, curves, the callback's ``state_dict()``) is written to
+    ``path`` (atomically), and a run that finds ``path`` from an interrupted run of the
+    same configuration continues after its last completed epoch, with the same batches,
+    augmentation and updates as an uninterrupted run. The file is removed when the run
+    ends.
 
     Parameters
     ----------
@@ -468,24 +629,35 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
         Default: the active profile's.
     progress : bool, optional
         A progress bar; None: on unless ``TQDM_DISABLE`` is set or under pytest.
+    callback : object, optional
+        An object with ``on_epoch_end(epoch, model, optimizer)`` (see above).
+    checkpoint : str or os.PathLike, optional
+        File for the per-epoch state (see above); None: no checkpoint.
 
     Returns
     -------
     dict
         ``config``, ``outcome`` (``"ok"`` or ``"diverged"``), ``diverged_at`` (step or
         None), ``steps``, ``initial_loss`` and ``final_loss`` (on the probe subset, before
-        and after; None after divergence), ``curves`` (per epoch: ``epoch``, ``lr``,
-        ``train_loss``, ``train_acc`` over the epoch's batches, ``val_loss``, ``val_acc``),
-        ``step_loss`` (every batch loss), ``wall_time_s``, ``samples_per_s``, ``data``
-        (description), ``N``, ``P``, ``device``, ``versions``, ``date``.
+        and after; None after divergence), ``curves`` (per epoch: ``epoch``, ``lr`` (at
+        the epoch's last step), ``train_loss``, ``train_acc`` over the epoch's batches,
+        ``val_loss``, ``val_acc``), ``step_loss`` (every batch loss), ``wall_time_s``,
+        ``cpu_time_s`` (the process's CPU time, all threads), ``samples_per_s``, ``data``
+        (description), ``N``, ``P``, ``device``, ``versions``, ``date``; with a callback
+        also ``callback`` (its returns), ``callback_seconds`` and
+        ``callback_cpu_seconds`` and, if it averaged, ``averaged`` (``epochs_averaged``,
+        ``val_loss``, ``val_acc``); ``resumed_at_epoch`` when it continued a checkpoint.
 
     Raises
     ------
     ValueError
         For a batch size above N, a device that does not exist, integer inputs,
-        ``augment`` on non-image data, or a data set whose classes cannot be told.
+        ``augment`` on non-image data, a data set whose classes cannot be told, or a
+        checkpoint of another run (configuration, data size, model size or callback).
     TypeError
-        If ``cfg`` is not a :class:`TrainConfig`.
+        If ``cfg`` is not a :class:`TrainConfig`, or ``callback`` has no
+        ``on_epoch_end``, or a checkpoint is asked for with a callback that has no
+        ``state_dict``/``load_state_dict``.
 
     Examples
     --------
@@ -497,6 +669,16 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if callback is not None and not callable(getattr(callback, "on_epoch_end", None)):
+        raise TypeError("callback must have a method on_epoch_end(epoch, model, optimizer), "
+                        f"got {type(callback).__name__}")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if callback is not None and not all(callable(getattr(callback, m, None)) for m in
+                                            ("state_dict", "load_state_dict")):
+            raise TypeError("checkpoint needs a callback with state_dict() and "
+                            f"load_state_dict(state, model); {type(callback).__name__} "
+                            "has not both")
     device = resolve_device(device)
     if train_set is None:
         train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
@@ -521,21 +703,61 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
     curves = {k: [] for k in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")}
     step_loss: list[float] = []
+    returned: list[Any] = []
     outcome, diverged_at = "ok", None
-    bar = progress_bar(total=total, desc=f"{cfg.model} B={cfg.batch_size} lr={cfg.lr:.3g}",
-                       progress=progress)
     probe = _probe(train_set, cfg.probe)
     initial = evaluate(model, probe, device=device)[0]
-    t0, step, epoch = time.perf_counter(), 0, 0
+    step, epoch, resumed_at = 0, 0, None
+    # Wall-clock and process CPU seconds: of the run, and of those the callback spent.
+    before, cb_seconds = [0.0, 0.0], [0.0, 0.0]
+    P = models.count_parameters(model)
+    ckpt_key = _checkpoint_key(cfg, N, P, callback) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("key") != ckpt_key:
+            raise ValueError(f"checkpoint {checkpoint} belongs to another run (configuration, "
+                             "data size, model size or callback differ); remove it or "
+                             "pass another path")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["gen"])
+        if aug_gen is not None:
+            aug_gen.set_state(state["aug_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        step, epoch, initial = state["step"], state["epoch"], state["initial"]
+        curves, step_loss, returned = state["curves"], state["step_loss"], state["returned"]
+        before, cb_seconds = list(state["seconds"]), list(state["callback_seconds"])
+        if callback is not None:
+            callback.load_state_dict(state["callback"], model)
+        resumed_at = epoch
+    bar = progress_bar(total=total, desc=f"{cfg.model} B={cfg.batch_size} lr={cfg.lr:.3g}",
+                       progress=progress)
+    bar.update(step)  # steps done before a resume
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def call_back(done: int) -> None:
+        if callback is None:
+            return
+        t, c = time.perf_counter(), time.process_time()
+        out = callback.on_epoch_end(done, model, opt)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        cb_seconds[0] += time.perf_counter() - t
+        cb_seconds[1] += time.process_time() - c
+        if out is not None:
+            returned.append(out)
+
+    if resumed_at is None:
+        call_back(0)
     while step < total and outcome == "ok":
         epoch += 1
         loss_sum, seen = 0.0, 0
         correct = torch.zeros((), dtype=torch.long, device=device)  # summed on device: no sync
         for xb, yb in _batches(train_set, cfg.batch_size, gen, device):
-            lr = cfg.lr if cfg.schedule == "constant" else eq23_lr(
-                step, total, alpha0=cfg.lr, r=cfg.final_ratio)
-            for g in opt.param_groups:
-                g["lr"] = lr
+            if cfg.schedule == "eq23":
+                lr = eq23_lr(step, total, alpha0=cfg.lr, r=cfg.final_ratio)
+                for g in opt.param_groups:
+                    g["lr"] = lr
             if aug_gen is not None:
                 xb = random_crop_flip(xb, generator=aug_gen)
             if cfg.channels_last and xb.dim() == 4:
@@ -560,7 +782,7 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
                 break
         if seen:
             curves["epoch"].append(epoch)
-            curves["lr"].append(lr)
+            curves["lr"].append(float(opt.param_groups[0]["lr"]))
             curves["train_loss"].append(loss_sum / seen)
             curves["train_acc"].append(correct.item() / seen)
             if val_set is not None and outcome == "ok":
@@ -570,13 +792,40 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
                     outcome, diverged_at = "diverged", step
                 curves["val_loss"].append(_finite_or_none(vl))
                 curves["val_acc"].append(va)
+        if outcome == "ok" and seen:
+            call_back(epoch)
+            if checkpoint is not None and step < total:
+                _save_checkpoint(checkpoint, {
+                    "key": ckpt_key, "epoch": epoch, "step": step, "initial": initial,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "gen": gen.get_state(),
+                    "aug_gen": None if aug_gen is None else aug_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "curves": curves,
+                    "step_loss": step_loss, "returned": returned,
+                    "seconds": [before[0] + time.perf_counter() - t0,
+                                before[1] + time.process_time() - c0],
+                    "callback_seconds": list(cb_seconds),
+                    "callback": None if callback is None else callback.state_dict()})
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    wall = time.perf_counter() - t0
+    wall = before[0] + time.perf_counter() - t0
+    cpu = before[1] + time.process_time() - c0
     final = evaluate(model, probe, device=device)[0] if outcome == "ok" else None
     if final is not None and not math.isfinite(final):
         outcome, diverged_at, final = "diverged", step, None
+    extra: dict[str, Any] = {}
+    if callback is not None:
+        extra = {"callback": returned, "callback_seconds": cb_seconds[0],
+                 "callback_cpu_seconds": cb_seconds[1]}
+        avg = getattr(callback, "averaged_model", None)
+        if avg is not None and outcome == "ok":
+            extra["averaged"] = _evaluate_average(avg, train_set, val_set, cfg.batch_size,
+                                                  device, int(avg.n_averaged))
+    if resumed_at is not None:
+        extra["resumed_at_epoch"] = resumed_at
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return {
         "config": cfg.to_dict(),
         "outcome": outcome,
@@ -587,10 +836,91 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
         "curves": curves,
         "step_loss": [_finite_or_none(v) for v in step_loss],
         "wall_time_s": wall,
+        "cpu_time_s": cpu,
         "samples_per_s": step * cfg.batch_size / wall if wall > 0 else None,
         "data": getattr(train_set, "description", type(train_set).__name__),
         "N": N,
-        "P": models.count_parameters(model),
+        "P": P,
+        **extra,
         **provenance(device),
     }
 
+
+def train_stored(cfg: TrainConfig, results: str | os.PathLike, *, callback: Any = None,
+                 train_set: Any = None, val_set: Any = None, test_set: Any = None,
+                 device: str | torch.device | None = None, profile: str | None = None,
+                 progress: bool | None = None) -> dict[str, Any]:
+    """Train one run once: read it back from ``results`` if stored, else train and store it.
+
+    The run's key (:func:`rmtlr.results.run_key`) is its config, its data
+    (:func:`rmtlr.results.data_id` of the three sets) and ``callback.config()``. A run that
+    is not stored is trained by :func:`train` with a checkpoint in the folder
+    ``<results stem>.checkpoints`` next to the file, so a run killed mid-way continues
+    from its last completed epoch when called again; the finished record is appended to
+    ``results`` (and the checkpoint removed). Two processes asking for the same run train
+    it once (:meth:`rmtlr.results.ResultsFile.run_once`).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run.
+    results : str or os.PathLike
+        The JSON Lines results file.
+    callback : object, optional
+        As for :func:`train`; it must have ``config()`` (its part of the run's identity)
+        and ``state_dict``/``load_state_dict`` (for the checkpoint).
+    train_set : torch.utils.data.Dataset, optional
+        Default ``rmtlr.data.load(cfg.dataset, "train", **cfg.data_kw)``.
+    val_set : torch.utils.data.Dataset, optional
+        Evaluated after every epoch.
+    test_set : torch.utils.data.Dataset, optional
+        Evaluated once at the end (the final model, and the average if there is one): the
+        record's ``test`` (``final`` and ``averaged``, each ``[loss, accuracy]``).
+    device : str or torch.device, optional
+        Default: the active profile's.
+    profile : str, optional
+        The profile name, stored in the record.
+    progress : bool, optional
+        Progress bar of the training loop.
+
+    Returns
+    -------
+    dict
+        The :func:`train` record with ``key``, ``profile``, ``data_id`` and ``test``.
+
+    Raises
+    ------
+    TypeError
+        If ``callback`` lacks ``config``, or as :func:`train`.
+    ValueError
+        If ``results`` cannot be written, or as :func:`train`.
+    """
+    if callback is not None and not callable(getattr(callback, "config", None)):
+        raise TypeError("callback must have config() (its settings, part of the run's key) "
+                        f"to be stored; {type(callback).__name__} has none")
+    store = ResultsFile(results)
+    store.check_writable()
+    device = resolve_device(device)
+    if train_set is None:
+        train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
+    data = data_id(train_set, val_set, test=test_set)
+    key = run_key(cfg.to_dict(), data,
+                  callback=None if callback is None else callback.config())
+    folder = store.path.with_name(store.path.stem + ".checkpoints")
+
+    def compute() -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)  # as train() does, so the initial weights are the same
+        model = models.build(cfg.model, num_classes_of(train_set), **cfg.model_kw)
+        rec = train(cfg, train_set=train_set, val_set=val_set, model=model, device=device,
+                    progress=progress, callback=callback,
+                    checkpoint=folder / f"{key[:32]}.pt")
+        test = None
+        if test_set is not None and rec["outcome"] == "ok":
+            avg = getattr(callback, "averaged_model", None)
+            test = {"final": list(evaluate(model, test_set, device=device)),
+                    "averaged": None if avg is None else list(evaluate(avg, test_set,
+                                                                       device=device))}
+        return {**rec, "test": test, "profile": profile, "data_id": data}
+
+    return store.run_once(key, compute)

@@ -426,3 +426,152 @@ def test_learner_rejects_bad_arguments():
                              data)
     with pytest.raises(ValueError, match="epoch"):
         learner.epoch_end(-1)
+
+
+# --- keep_graphs, the callback for rmtlr.train, checkpoints ---------------------------------
+
+def test_keep_graphs_gives_the_estimate_of_the_plain_operator():
+    # float64 so that the two orders of summation agree to 1e-10, not to float32 rounding.
+    model, x, y = small_cnn_setup()
+    model = model.double()
+    batches = [(x[i:i + 32].double(), y[i:i + 32]) for i in range(0, 96, 32)]
+    recs = {}
+    for keep in (False, True):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        recs[keep] = LanczosLearner(opt, model, F.cross_entropy, batches, num_steps=12,
+                                    keep_graphs=keep, progress=False).records[0]
+    np.testing.assert_allclose(recs[True].ritz_values, recs[False].ritz_values, rtol=1e-10)
+    np.testing.assert_allclose(recs[True].ritz_weights, recs[False].ritz_weights, atol=1e-10)
+    ref = lanczos(HessianOperator(model, F.cross_entropy, batches), 12, seed=0)
+    np.testing.assert_allclose(recs[True].ritz_values, ref.ritz_values, rtol=1e-10)
+
+
+def test_record_round_trips_through_its_dict():
+    model, x, y = small_cnn_setup()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = LanczosLearner(opt, model, F.cross_entropy, (x[:64], y[:64]), num_steps=10,
+                         progress=False).records[0]
+    back = rmtlr.learner.LearnerRecord.from_dict(json.loads(json.dumps(rec.as_dict())))
+    assert back.as_dict() == rec.as_dict() and rec.cpu_seconds > 0
+    assert not back.ritz_values.flags.writeable
+
+
+def image_run(epochs=4):
+    from rmtlr import data
+    from rmtlr.train import TrainConfig
+    imgs = data.synthetic_images(n=96, num_classes=4, seed=0)
+    cfg = TrainConfig(model="small_cnn", model_kw={"width": 4}, batch_size=32, epochs=epochs,
+                      lr=0.1, weight_decay=5e-4, seed=2)
+    x, y = imgs.tensors
+    return cfg, imgs, [(x[:32], y[:32]), (x[32:64], y[32:64])]
+
+
+def test_callback_in_train_estimates_as_the_hand_written_loop_and_skips_the_last():
+    from rmtlr.train import train
+    cfg, imgs, subset = image_run()
+    kw = {"every_epochs": 2, "num_steps": 10, "variant": "polyak", "form": "classical",
+          "seed": 4, "swa_start": 2, "progress": False}
+    cb = rmtlr.learner.LearnerCallback(F.cross_entropy, subset, epochs=4, **kw)
+    torch.manual_seed(cfg.seed)
+    model = build("small_cnn", 4, width=4)
+    rec = train(cfg, train_set=imgs, model=model, device="cpu", callback=cb)
+    # Estimates before training and after epoch 2; the one due after the last (4) skipped.
+    assert [r["epoch"] for r in rec["callback"]] == [0, 2] and len(cb.records) == 2
+    assert [r["seed"] for r in rec["callback"]] == [4, 5]
+    assert rec["curves"]["lr"] == [cb.records[0].lr] * 2 + [cb.records[1].lr] * 2
+    assert rec["averaged"]["epochs_averaged"] == 2 == int(cb.averaged_model.n_averaged)
+    # The same estimate from lanczos on the model as it was after epoch 2: rerun 2 epochs.
+    torch.manual_seed(cfg.seed)
+    again = build("small_cnn", 4, width=4)
+    cb2 = rmtlr.learner.LearnerCallback(F.cross_entropy, subset, epochs=2, **kw)
+    train(dataclasses.replace(cfg, epochs=2), train_set=imgs, model=again, device="cpu",
+          callback=cb2)
+    ref = lanczos(HessianOperator(again, F.cross_entropy, subset, bn_mode="frozen-train"),
+                  10, seed=5)
+    np.testing.assert_allclose(cb.records[1].ritz_values, ref.ritz_values, rtol=1e-4,
+                               atol=1e-6)
+    config = cb.config()["lanczos_learner"]
+    assert config["epochs"] == 4 and config["subset"]["samples"] == 64
+    assert "keep_graphs" not in config and "progress" not in config
+
+
+class Interrupt(Exception):
+    pass
+
+
+class KilledLearner(rmtlr.learner.LearnerCallback):
+    def __init__(self, *a, at=None, **k):
+        super().__init__(*a, **k)
+        self.at = at
+
+    def on_epoch_end(self, epoch, model, optimizer):
+        if epoch == self.at:
+            self.at = None
+            raise Interrupt
+        return super().on_epoch_end(epoch, model, optimizer)
+
+
+def test_a_learner_run_resumes_from_its_checkpoint_as_if_uninterrupted(tmp_path):
+    from rmtlr.train import train
+    cfg, imgs, subset = image_run()
+    # method fixed: "auto" picks the faster product by timing, per model object, so a
+    # resumed run (a new model) could pick the other one, equal only to float32 rounding.
+    kw = {"every_epochs": 1, "num_steps": 8, "seed": 1, "swa_start": 2, "progress": False,
+          "method": "double-backward"}
+    ref = train(cfg, train_set=imgs, device="cpu",
+                callback=KilledLearner(F.cross_entropy, subset, **kw))
+    ckpt = tmp_path / "c.pt"
+    with pytest.raises(Interrupt):
+        train(cfg, train_set=imgs, device="cpu", checkpoint=ckpt,
+              callback=KilledLearner(F.cross_entropy, subset, at=4, **kw))
+    cb = KilledLearner(F.cross_entropy, subset, **kw)
+    rec = train(cfg, train_set=imgs, device="cpu", checkpoint=ckpt, callback=cb)
+    assert rec["resumed_at_epoch"] == 3
+    assert rec["step_loss"] == ref["step_loss"] and rec["averaged"] == ref["averaged"]
+    strip = [{k: v for k, v in r.items() if "seconds" not in k} for r in rec["callback"]]
+    assert strip == [{k: v for k, v in r.items() if "seconds" not in k}
+                     for r in ref["callback"]]
+    assert [r.epoch for r in cb.records] == [0, 1, 2, 3, 4]
+
+
+def test_a_failed_estimate_mid_run_is_recorded_and_keeps_the_previous_rates(monkeypatch):
+    from rmtlr.train import train
+    cfg, imgs, subset = image_run(epochs=2)
+    real = rmtlr.learner.lr_momentum_from_ritz
+    calls = []
+
+    def fails_after_the_first(*a, **k):
+        calls.append(1)
+        if len(calls) > 1:
+            raise ValueError("the degeneracy rule dropped every Ritz value")
+        return real(*a, **k)
+
+    monkeypatch.setattr(rmtlr.learner, "lr_momentum_from_ritz", fails_after_the_first)
+    cb = rmtlr.learner.LearnerCallback(F.cross_entropy, subset, every_epochs=1, num_steps=8,
+                                       progress=False)
+    rec = train(cfg, train_set=imgs, device="cpu", callback=cb)
+    assert rec["outcome"] == "ok" and len(cb.records) == 1
+    message = "the degeneracy rule dropped every Ritz value"
+    assert rec["callback"][1:] == [{"epoch": e, "failed": message} for e in (1, 2)]
+    assert rec["curves"]["lr"] == [cb.records[0].lr] * 2
+    monkeypatch.setattr(rmtlr.learner, "lr_momentum_from_ritz",
+                        lambda *a, **k: (_ for _ in ()).throw(ValueError("first fails")))
+    with pytest.raises(ValueError, match="first fails"):
+        train(cfg, train_set=imgs, device="cpu",
+              callback=rmtlr.learner.LearnerCallback(F.cross_entropy, subset, num_steps=8))
+
+
+@pytest.mark.parametrize(("kw", "err", "match"), [
+    ({"loss_fn": 1}, TypeError, "loss_fn must be callable"),
+    ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
+    ({"keep_graphs": "yes"}, TypeError, "keep_graphs must be True or False"),
+    ({"every_epochs": 0}, ValueError, "every_epochs must be an integer >= 1"),
+    ({"variant": "adam"}, ValueError, "variant must be one of"),
+    ({"seed": 1.5}, ValueError, "seed must be an integer"),
+    ({"method": "finite-differences"}, ValueError, "method must be one of"),
+])
+def test_learner_callback_rejects_bad_arguments(kw, err, match):
+    args = {"loss_fn": F.cross_entropy, **kw}
+    with pytest.raises(err, match=match):
+        rmtlr.learner.LearnerCallback(args.pop("loss_fn"), (torch.zeros(2, 3), torch.zeros(2)),
+                                      **args)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import rmtlr.models
 import rmtlr.sweeps
 import rmtlr.train
 from rmtlr import data
@@ -311,3 +312,168 @@ def test_is_stable_handles_missing_losses():
 def test_docstring_examples_run():
     for module in (rmtlr.train, rmtlr.sweeps):
         assert doctest.testmod(module, raise_on_error=False).failed == 0
+
+
+# --- callbacks, iterate averaging, checkpoints ------------------------------------------------
+
+class Recorder:
+    """A callback that logs its calls and sets lr = 0.01·(epoch + 1) from epoch 1 on."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_epoch_end(self, epoch, model, optimizer):
+        self.calls.append((epoch, model.training, float(optimizer.param_groups[0]["lr"])))
+        if epoch >= 1:
+            for g in optimizer.param_groups:
+                g["lr"] = 0.01 * (epoch + 1)
+        return {"epoch": epoch} if epoch % 2 == 0 else None
+
+
+def test_callback_is_called_before_training_and_after_every_epoch_and_owns_a_constant_lr():
+    cb = Recorder()
+    rec = train(TrainConfig(lr=0.05, batch_size=64, epochs=3), train_set=DS, device="cpu",
+                val_set=DS, callback=cb)
+    assert [c[0] for c in cb.calls] == [0, 1, 2, 3] and all(c[1] for c in cb.calls)
+    # Epoch 1 runs at cfg.lr; then at what the callback set after the epoch before.
+    assert rec["curves"]["lr"] == pytest.approx([0.05, 0.02, 0.03])
+    assert rec["callback"] == [{"epoch": 0}, {"epoch": 2}]
+    assert 0 <= rec["callback_seconds"] <= rec["wall_time_s"] and rec["cpu_time_s"] > 0
+    assert "averaged" not in rec
+    # Under Eq. 23 the schedule sets lr before every step, over the callback's.
+    rec = train(TrainConfig(lr=0.05, batch_size=64, epochs=2, schedule="eq23"), train_set=DS,
+                device="cpu", callback=Recorder())
+    assert rec["curves"]["lr"] == pytest.approx([eq23_lr(t, 16, alpha0=0.05) for t in (7, 15)])
+
+
+def test_without_a_callback_the_record_is_unchanged_and_a_constant_lr_stays():
+    rec = train(TrainConfig(lr=0.05, batch_size=64, epochs=2), train_set=DS, device="cpu")
+    assert rec["curves"]["lr"] == [0.05, 0.05]
+    assert not {"callback", "callback_seconds", "averaged", "resumed_at_epoch"} & set(rec)
+
+
+class Snapshots(rmtlr.train.IterateAveraging):
+    """Iterate averaging that also keeps a copy of the weights after every epoch."""
+
+    def __init__(self, start):
+        super().__init__(start)
+        self.weights = {}
+
+    def on_epoch_end(self, epoch, model, optimizer):
+        self.weights[epoch] = [p.detach().clone() for p in model.parameters()]
+        return super().on_epoch_end(epoch, model, optimizer)
+
+
+def test_iterate_averaging_is_the_mean_of_the_last_epochs_and_is_evaluated():
+    imgs = data.synthetic_images(n=96, num_classes=4, seed=0)
+    val = data.synthetic_images(n=64, num_classes=4, seed=1)
+    cb = Snapshots(start=2)  # 0-based: the ends of epochs 3 and 4
+    cfg = TrainConfig(model="small_cnn", model_kw={"width": 4}, batch_size=32, epochs=4,
+                      lr=0.05, momentum=0.9)
+    rec = train(cfg, train_set=imgs, val_set=val, device="cpu", callback=cb)
+    avg = cb.averaged_model
+    assert int(avg.n_averaged) == rec["averaged"]["epochs_averaged"] == 2
+    for p, a, b in zip(avg.module.parameters(), cb.weights[3], cb.weights[4]):
+        torch.testing.assert_close(p, (a + b) / 2)
+    # The reported accuracy is that of the average (its BatchNorm statistics recomputed).
+    assert rec["averaged"]["val_acc"] == rmtlr.train.evaluate(avg, val)[1]
+    with pytest.raises(ValueError, match="start must be an integer >= 0"):
+        rmtlr.train.IterateAveraging(-1)
+    assert rmtlr.train.IterateAveraging(3).config() == {"iterate_averaging": {"start": 3}}
+
+
+class Interrupt(Exception):
+    pass
+
+
+class KilledAt(Snapshots):
+    """Raises (a stand-in for a kill) at the end of epoch ``at``, once."""
+
+    def __init__(self, start, at):
+        super().__init__(start)
+        self.at = at
+
+    def on_epoch_end(self, epoch, model, optimizer):
+        if epoch == self.at:
+            self.at = None
+            raise Interrupt
+        return super().on_epoch_end(epoch, model, optimizer)
+
+
+def test_a_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run(tmp_path):
+    imgs = data.synthetic_images(n=96, num_classes=4, seed=0)
+    val = data.synthetic_images(n=32, num_classes=4, seed=1)
+    # Augmentation, shuffling and momentum: every random stream and buffer must be restored.
+    cfg = TrainConfig(model="small_cnn", model_kw={"width": 4}, batch_size=32, epochs=4,
+                      lr=0.05, momentum=0.9, augment=True, seed=5)
+
+    def model():
+        torch.manual_seed(cfg.seed)
+        return build_small()
+
+    def build_small():
+        return rmtlr.models.build("small_cnn", 4, width=4)
+
+    m_ref = model()
+    ref = train(cfg, train_set=imgs, val_set=val, model=m_ref, device="cpu",
+                callback=KilledAt(1, at=None))
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        train(cfg, train_set=imgs, val_set=val, model=model(), device="cpu",
+              callback=KilledAt(1, at=3), checkpoint=ckpt)
+    assert ckpt.exists()
+    torch.manual_seed(123)  # the global generator must come from the checkpoint, not here
+    m_new = model()
+    cb = KilledAt(1, at=None)
+    rec = train(cfg, train_set=imgs, val_set=val, model=m_new, device="cpu", callback=cb,
+                checkpoint=ckpt)
+    assert rec["resumed_at_epoch"] == 2 and not ckpt.exists()
+    assert rec["step_loss"] == ref["step_loss"] and rec["curves"] == ref["curves"]
+    assert rec["steps"] == ref["steps"] and rec["averaged"] == ref["averaged"]
+    for a, b in zip(m_new.state_dict().values(), m_ref.state_dict().values()):
+        assert torch.equal(a, b)
+    assert rec["wall_time_s"] > 0 and set(cb.weights) == {3, 4}  # epochs 1-2 not rerun
+
+
+def test_a_checkpoint_of_another_run_or_a_callback_without_state_is_refused(tmp_path):
+    cfg = TrainConfig(lr=0.05, batch_size=64, epochs=3)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        train(cfg, train_set=DS, device="cpu", callback=KilledAt(0, at=2), checkpoint=ckpt)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train(dataclasses.replace(cfg, lr=0.1), train_set=DS, device="cpu",
+              callback=KilledAt(0, at=None), checkpoint=ckpt)
+    with pytest.raises(TypeError, match="needs a callback with state_dict"):
+        train(cfg, train_set=DS, device="cpu", callback=Recorder(), checkpoint=ckpt)
+    with pytest.raises(TypeError, match="callback must have a method on_epoch_end"):
+        train(cfg, train_set=DS, device="cpu", callback=object())
+
+
+def test_train_stored_trains_once_resumes_a_killed_run_and_reads_back(tmp_path, monkeypatch):
+    cfg = TrainConfig(lr=0.05, batch_size=64, epochs=3, momentum=0.5)
+    val, test = data.gaussian_mixture(n=128, seed=1), data.gaussian_mixture(n=128, seed=2)
+    store = tmp_path / "runs.jsonl"
+    kw = {"train_set": DS, "val_set": val, "test_set": test, "device": "cpu"}
+    with pytest.raises(Interrupt):
+        rmtlr.train.train_stored(cfg, store, callback=KilledAt(1, at=2), **kw)
+    assert len(list((tmp_path / "runs.checkpoints").iterdir())) == 1
+    rec = rmtlr.train.train_stored(cfg, store, callback=KilledAt(1, at=None), profile="quick",
+                                   **kw)
+    assert rec["resumed_at_epoch"] == 1 and rec["profile"] == "quick"
+    assert not list((tmp_path / "runs.checkpoints").iterdir())
+    torch.manual_seed(cfg.seed)
+    model = rmtlr.models.build(cfg.model, 10)
+    fresh = train(cfg, train_set=DS, val_set=val, model=model, device="cpu",
+                  callback=KilledAt(1, at=None))
+    assert rec["step_loss"] == fresh["step_loss"]
+    assert rec["test"]["final"] == list(rmtlr.train.evaluate(model, test))
+    assert 0 <= rec["test"]["averaged"][1] <= 1 and rec["averaged"]["epochs_averaged"] == 2
+
+    def boom(*a, **k):
+        raise AssertionError("trained a run that is stored")
+
+    monkeypatch.setattr(rmtlr.train, "train", boom)
+    again = rmtlr.train.train_stored(cfg, store, callback=KilledAt(1, at=None), **kw)
+    assert again == rec and len(read_records(store)) == 1
+    with pytest.raises(TypeError, match=r"callback must have config\(\)"):
+        rmtlr.train.train_stored(cfg, store, callback=Recorder(), **kw)

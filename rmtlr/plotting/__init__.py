@@ -27,6 +27,13 @@ from rmtlr.plotting.batch_sweeps import (
     rates_against_batch_size,
     sweep_accuracy,
 )
+from rmtlr.plotting.learner import (
+    plot_accuracy_vs_cost,
+    plot_accuracy_vs_epoch,
+    plot_convergence,
+    plot_learner_trajectories,
+    plot_rate_vs_kappa,
+)
 from rmtlr.plotting.networks import (
     NOISE_MODEL_STYLES,
     plot_batch_lam1,
@@ -87,11 +94,16 @@ __all__ = [
     "histogram_vs_laws",
     "lam1_against_batch_size",
     "loss_against_updates",
+    "plot_accuracy_vs_cost",
+    "plot_accuracy_vs_epoch",
     "plot_batch_lam1",
+    "plot_convergence",
     "plot_lam1_across_training",
+    "plot_learner_trajectories",
     "plot_lr_vs_batch",
     "plot_noise_spectrum",
     "plot_prediction_errors",
+    "plot_rate_vs_kappa",
     "plot_record_noise_spectrum",
     "plot_ritz_densities",
     "plot_slq_vs_exact",
