@@ -7,8 +7,8 @@ r"""Curvature as SGD meets it: batch sharpness, and the exact mean-square stabil
 - :func:`mean_square_stability_threshold`: the largest learning rate for which SGD's
   dynamics linearised at a minimum are stable in mean square, computed exactly from the
   per-sample Hessians (Mulayoff & Michaeli 2023); :func:`per_sample_hessians` forms them
-  for a small network; :func:`simulate_linearised_sgd` simulates the dynamics η*
-  is the threshold of.
+  for a small network, :func:`find_minimum` takes it to a strict minimum first, and
+  :func:`simulate_linearised_sgd` simulates the dynamics η* is the threshold of.
 - :func:`sharpness_during_training`: a constant-rate SGD run with the full-data λ₁ (the
   *edge of stability* of gradient descent, Cohen et al. 2021), the batch λ₁ (the paper's
   Eq. 24) and batch sharpness measured at checkpoints, to see which of them settles at 2/η.
@@ -39,8 +39,8 @@ from rmtlr.results import ResultsFile, dataset_fingerprint, provenance, run_key
 from rmtlr.rmt import without_replacement_factor
 from rmtlr.validation import as_count, as_finite, as_seed
 
-__all__ = ["BatchSharpness", "MeanSquareStability", "SharpnessTrajectory", "batch_sharpness",
-           "expected_batch_sharpness",
+__all__ = ["BatchSharpness", "MeanSquareStability", "Minimum", "SharpnessTrajectory",
+           "batch_sharpness", "expected_batch_sharpness", "find_minimum",
            "mean_square_stability_threshold", "per_sample_hessians",
            "sharpness_during_training", "simulate_linearised_sgd"]
 
@@ -1151,3 +1151,150 @@ def simulate_linearised_sgd(per_sample_hessians: ArrayLike, B: int, eta: float, 
         theta = theta - eta * hb_theta
         out[t + 1] = (theta ** 2).sum(axis=1)
     return out
+
+
+# --------------------------------------------------------------------------------------
+# A true minimum of a small network (where the mean-square analysis applies)
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Minimum:
+    r"""Result of :func:`find_minimum`.
+
+    Attributes
+    ----------
+    loss : float
+        The regularised mean loss L(w) + (λ_wd/2)‖w‖² at the point found.
+    grad_norm : float
+        ‖∇‖ of that loss there.
+    min_eig : float
+        Smallest eigenvalue of its Hessian, H + λ_wd I (> 0 at a strict minimum).
+    lam1 : float
+        Largest eigenvalue of that Hessian.
+    newton_steps : int
+        Newton steps taken after L-BFGS.
+    converged : bool
+        ``grad_norm`` ≤ ``tol`` and ``min_eig`` > 0: a strict local minimum to working
+        precision.
+    """
+
+    loss: float
+    grad_norm: float
+    min_eig: float
+    lam1: float
+    newton_steps: int
+    converged: bool
+
+
+def find_minimum(model: nn.Module, loss_fn: Callable[..., torch.Tensor],
+                 data: tuple[torch.Tensor, torch.Tensor], *, weight_decay: float = 0.0,
+                 lbfgs_iters: int = 500, max_newton: int = 10, tol: float = 1e-10,
+                 dtype: torch.dtype = torch.float64) -> Minimum:
+    r"""Train a small network to a strict minimum of its (regularised) full-data loss.
+
+    Mean-square stability (:func:`mean_square_stability_threshold`) is a property of a
+    minimum: a point where the gradient vanishes and the Hessian is positive semi-definite.
+    SGD only hovers near one, so this minimises
+
+    .. math:: F(w) = \frac1N \sum_i ℓ_i(w) + \frac{λ_\text{wd}}{2}\,‖w‖^2
+
+    with full-batch L-BFGS (strong Wolfe line search, ``lbfgs_iters`` iterations), then
+    Newton steps w ← w − (∇²F)^{-1}∇F with the dense Hessian (P×P: small networks only)
+    until ‖∇F‖ ≤ ``tol``. The weight decay λ_wd makes the minimum strict (it lifts the
+    Hessian's null directions to λ_wd); the per-sample Hessians of F are H_i + λ_wd I.
+    The loss must be twice differentiable: a ReLU network's minimum can sit on a kink,
+    where Newton's method does not converge (use tanh or softplus).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its trainable parameters are set to the minimum found (in their own
+        dtype).
+    loss_fn : callable
+        ``loss_fn(output, y)``, the mean loss over a batch.
+    data : tuple of torch.Tensor
+        The ``(x, y)`` data set.
+    weight_decay : float
+        λ_wd ≥ 0.
+    lbfgs_iters : int
+        L-BFGS iterations, ≥ 0.
+    max_newton : int
+        Newton steps at most, ≥ 0.
+    tol : float
+        Gradient-norm tolerance, > 0.
+    dtype : torch.dtype
+        Floating dtype of the computation (float64 for a minimum to 1e-10).
+
+    Returns
+    -------
+    Minimum
+        The loss, gradient norm, Hessian extremes and whether it converged.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not an ``(x, y)`` pair of tensors.
+    ValueError
+        If ``weight_decay``, a count or ``tol`` is out of range.
+
+    Examples
+    --------
+    Ridge regression, ℓ_i = (w·x_i − y_i)², has one minimum, w* = (2XᵀX/N + λ_wd I)⁻¹ 2Xᵀy/N:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from rmtlr.stability import find_minimum
+    >>> model = nn.Linear(1, 1, bias=False).double()
+    >>> x = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    >>> y = torch.tensor([[1.0], [1.0]], dtype=torch.float64)
+    >>> res = find_minimum(model, nn.MSELoss(), (x, y), weight_decay=1.0)
+    >>> round(model.weight.item(), 12), res.converged  # 3 / (5 + 1)
+    (0.5, True)
+    """
+    if not (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data)):
+        raise TypeError("data must be the (x, y) data set as a pair of tensors")
+    wd = as_finite(weight_decay, "weight_decay", lo=0)
+    lbfgs_iters = as_count(lbfgs_iters, "lbfgs_iters", lo=0)
+    max_newton = as_count(max_newton, "max_newton", lo=0)
+    tol = as_finite(tol, "tol", lo=0, lo_open=True)
+    flat = FlatLoss(model, loss_fn, dtype=dtype)
+    with flat.evaluation():
+        x, y = flat.prepare(*data)
+
+        def objective(w: torch.Tensor) -> torch.Tensor:
+            return flat(w, x, y) + 0.5 * wd * torch.dot(w, w)
+
+        w = flat.w.clone().requires_grad_(True)
+        if lbfgs_iters:
+            opt = torch.optim.LBFGS([w], lr=1.0, max_iter=lbfgs_iters, history_size=50,
+                                    tolerance_grad=tol, tolerance_change=0.0,
+                                    line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                value = objective(w)
+                value.backward()
+                return value
+
+            opt.step(closure)
+        w = w.detach()
+        newton = 0
+        while True:
+            g = torch.func.grad(objective)(w)
+            H = torch.func.hessian(objective)(w)
+            if float(torch.linalg.vector_norm(g)) <= tol or newton == max_newton:
+                break
+            w = w - torch.linalg.solve(H, g)
+            newton += 1
+        eig = torch.linalg.eigvalsh(H)
+        loss = float(objective(w))
+    with torch.no_grad():
+        params = flat.params(w)
+        for name, p in model.named_parameters():
+            if name in params:
+                p.copy_(params[name].to(p.dtype))
+    grad_norm = float(torch.linalg.vector_norm(g))
+    min_eig = float(eig[0])
+    return Minimum(loss=loss, grad_norm=grad_norm, min_eig=min_eig, lam1=float(eig[-1]),
+                   newton_steps=newton, converged=bool(grad_norm <= tol and min_eig > 0))

@@ -26,9 +26,11 @@ import rmtlr.stability
 from rmtlr.stability import (
     BatchSharpness,
     MeanSquareStability,
+    Minimum,
     SharpnessTrajectory,
     batch_sharpness,
     expected_batch_sharpness,
+    find_minimum,
     mean_square_stability_threshold,
     per_sample_hessians,
     sharpness_during_training,
@@ -653,3 +655,59 @@ def test_simulate_linearised_sgd_bad_input():
         simulate_linearised_sgd(hs, 1, -0.1, steps=1)
     with pytest.raises(ValueError, match="num_chains must be"):
         simulate_linearised_sgd(hs, 1, 0.1, steps=1, num_chains=1)
+
+
+# --------------------------------------------------------------------------------------
+# a strict minimum
+# --------------------------------------------------------------------------------------
+
+def test_find_minimum_ridge_regression_closed_form():
+    rng = np.random.default_rng(12)
+    X, yv = rng.normal(size=(20, 4)), rng.normal(size=(20, 1))
+    model = nn.Linear(4, 1, bias=False).double()
+    # ‖w − w*‖ ≤ ‖∇F‖/λ_min(H): tol = 1e-13 puts w within ~1e-12 of the closed form.
+    res = find_minimum(model, nn.MSELoss(), (torch.from_numpy(X), torch.from_numpy(yv)),
+                       weight_decay=0.3, tol=1e-13)
+    H = 2 * X.T @ X / 20 + 0.3 * np.eye(4)
+    w = np.linalg.solve(H, 2 * X.T @ yv / 20)
+    np.testing.assert_allclose(model.weight.detach().numpy().T, w, rtol=1e-10)
+    lam = np.linalg.eigvalsh(H)
+    assert isinstance(res, Minimum) and res.converged and res.grad_norm <= 1e-13
+    assert res.min_eig == pytest.approx(lam[0], rel=1e-10)
+    assert res.lam1 == pytest.approx(lam[-1], rel=1e-10)
+    r = X @ w - yv
+    assert res.loss == pytest.approx(float((r ** 2).mean() + 0.15 * (w ** 2).sum()), rel=1e-10)
+
+
+def test_find_minimum_of_a_tanh_network_is_a_strict_minimum():
+    """Gradient ~0 and Hessian positive definite, checked by a different route: the dense
+    per-sample Hessians of the library's per_sample_hessians plus λ_wd I, and autograd."""
+    model = tiny_mlp(seed=13)
+    x, y = classification_data(30, seed=14)
+    res = find_minimum(model, CE, (x, y), weight_decay=1e-2)
+    assert res.converged and res.newton_steps <= 10
+    f, w = flat_loss_reference(model, CE)
+    model.eval()
+    wg = w.clone().requires_grad_(True)
+    g = torch.autograd.grad(f(wg, x, y) + 0.005 * (wg ** 2).sum(), wg)[0]
+    assert float(g.norm()) < 1e-9
+    H = per_sample_hessians(model, CE, (x, y)).mean(axis=0) + 1e-2 * np.eye(w.numel())
+    lam = np.linalg.eigvalsh(H)
+    assert lam[0] > 0 and lam[0] == pytest.approx(res.min_eig, rel=1e-8)
+    # Without Newton (L-BFGS only, few iterations) the tolerance is not met: reported.
+    loose = find_minimum(tiny_mlp(seed=13), CE, (x, y), weight_decay=1e-2, lbfgs_iters=2,
+                         max_newton=0)
+    assert not loose.converged and loose.grad_norm > 1e-10
+
+
+def test_find_minimum_bad_input():
+    model = tiny_mlp()
+    x, y = classification_data(8)
+    with pytest.raises(TypeError, match="pair of tensors"):
+        find_minimum(model, CE, [x])
+    with pytest.raises(ValueError, match="weight_decay must be"):
+        find_minimum(model, CE, (x, y), weight_decay=-1.0)
+    with pytest.raises(ValueError, match="tol must be"):
+        find_minimum(model, CE, (x, y), tol=0.0)
+    with pytest.raises(ValueError, match="max_newton must be"):
+        find_minimum(model, CE, (x, y), max_newton=-1)
