@@ -1282,7 +1282,8 @@ def find_minimum(model: nn.Module, loss_fn: Callable[..., torch.Tensor],
         newton = 0
         while True:
             g = torch.func.grad(objective)(w)
-            H = torch.func.hessian(objective)(w)
+            # Reverse over reverse: torch.func.hessian (forward mode) warns via torch.jit.
+            H = torch.func.jacrev(torch.func.jacrev(objective))(w)
             if float(torch.linalg.vector_norm(g)) <= tol or newton == max_newton:
                 break
             w = w - torch.linalg.solve(H, g)
