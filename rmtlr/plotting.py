@@ -9,7 +9,7 @@ data, which profile, network and data produced a figure.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -167,7 +167,7 @@ def _as_1d(name: str, values: ArrayLike, n: int | None = None) -> np.ndarray:
 
 
 def sharpness_panel(ax: plt.Axes, step: ArrayLike, *, lam1: ArrayLike, lam1_batch: ArrayLike,
-                    batch_sharpness: ArrayLike, lr: float, batch_size: int | None = None,
+                    batch_sharpness: ArrayLike, lr: float, batch_size: int | str | None = None,
                     xlabel: str = "SGD step") -> list:
     """Plot the three curvatures of a constant-rate SGD run against the line 2/η.
 
@@ -189,8 +189,8 @@ def sharpness_panel(ax: plt.Axes, step: ArrayLike, *, lam1: ArrayLike, lam1_batc
         Batch sharpness at each checkpoint.
     lr : float
         The learning rate η > 0; the dashed line is 2/η.
-    batch_size : int, optional
-        B, for the title.
+    batch_size : int or str, optional
+        B for the title, e.g. 32 or ``"N"``.
     xlabel : str
         Label of the x-axis.
 
@@ -339,7 +339,8 @@ def lr_grid_panel(ax: plt.Axes, batch_sizes: ArrayLike, lrs: ArrayLike, values: 
 
 
 def series_panel(ax: plt.Axes, x: ArrayLike, series: Mapping[str, ArrayLike], *, xlabel: str,
-                 ylabel: str, logy: bool = True, markers: bool = True) -> list:
+                 ylabel: str, logy: bool = True, markers: bool = True,
+                 line_colors: Sequence[str] | None = None) -> list:
     """Plot several named series against one x-axis, in the book's colour order.
 
     Parameters
@@ -358,6 +359,9 @@ def series_panel(ax: plt.Axes, x: ArrayLike, series: Mapping[str, ArrayLike], *,
         Logarithmic y-axis.
     markers : bool
         Mark every point.
+    line_colors : sequence of str, optional
+        One colour per series (default: the palette in order), e.g. to keep a quantity's
+        colour from another panel.
 
     Returns
     -------
@@ -367,13 +371,18 @@ def series_panel(ax: plt.Axes, x: ArrayLike, series: Mapping[str, ArrayLike], *,
     Raises
     ------
     ValueError
-        If ``series`` is empty or a series does not match ``x``.
+        If ``series`` is empty, a series does not match ``x``, or ``line_colors`` has
+        fewer entries than ``series``.
     """
     xs = _as_1d("x", x)
     if not series:
         raise ValueError("series must map at least one label to values")
+    if line_colors is not None and len(line_colors) < len(series):
+        raise ValueError(f"line_colors has {len(line_colors)} entries for {len(series)} "
+                         "series")
+    palette = iter(line_colors) if line_colors is not None else colors()
     lines = []
-    for (label, values), colour in zip(series.items(), colors()):
+    for (label, values), colour in zip(series.items(), palette):
         lines += ax.plot(xs, _as_1d(label, values, xs.size), color=colour,
                          marker="o" if markers else None, ms=3, label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log" if logy else "linear")

@@ -154,4 +154,10 @@ def test_series_panel_draws_one_line_per_series():
     assert lines[0].get_color() != lines[1].get_color() and ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="at least one"):
         plotting.series_panel(ax, [1], {}, xlabel="x", ylabel="y")
+    lines = plotting.series_panel(ax, [1, 2], {"a": [1, 2], "b": [2, 1]}, xlabel="x",
+                                  ylabel="y", line_colors=["#000000", "#0072B2"])
+    assert [ln.get_color() for ln in lines] == ["#000000", "#0072B2"]
+    with pytest.raises(ValueError, match="line_colors has 1 entries for 2 series"):
+        plotting.series_panel(ax, [1, 2], {"a": [1, 2], "b": [2, 1]}, xlabel="x",
+                              ylabel="y", line_colors=["#000000"])
     plt.close(fig)
