@@ -273,7 +273,7 @@ def lr_grid_panel(ax: plt.Axes, batch_sizes: ArrayLike, lrs: ArrayLike, values: 
                   label: str = "final training loss") -> mpl.collections.QuadMesh:
     """Draw a (batch size × learning rate) grid of outcomes, its best rates and a rule.
 
-    Cells are coloured by ``values`` (log colour scale); NaN cells (diverged runs) are
+    Cells are coloured by ``values`` (linear colour scale); NaN cells (diverged runs) are
     left grey. ``best`` marks one rate per batch size (white dots, joined), ``rule``
     draws reference rules such as α ∝ √B.
 
@@ -323,7 +323,7 @@ def lr_grid_panel(ax: plt.Axes, batch_sizes: ArrayLike, lrs: ArrayLike, values: 
 
     ax.set_facecolor("0.85")
     mesh = ax.pcolormesh(edges(B), edges(lr), np.ma.masked_invalid(V), shading="flat",
-                         cmap="viridis", norm=mpl.colors.LogNorm(finite.min(), finite.max()))
+                         cmap="viridis", vmin=finite.min(), vmax=finite.max())
     ax.figure.colorbar(mesh, ax=ax, label=label)
     if best is not None:
         ax.plot(B, _as_1d("best", best, B.size), color="white", marker="o", ms=6, mec="black",
@@ -332,7 +332,7 @@ def lr_grid_panel(ax: plt.Axes, batch_sizes: ArrayLike, lrs: ArrayLike, values: 
                                      (PALETTE[c] for c in ("vermillion", "orange", "sky"))):
         ax.plot(B, _as_1d(name, rates, B.size), color=colour, ls="--", lw=1.8, label=name)
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="learning rate α")
-    ax.set_xticks(B, [f"{b:g}" for b in B])
+    ax.set_xticks(B, [f"{b:g}" for b in B], rotation=45 if B.size > 5 else 0)
     ax.minorticks_off()
     ax.grid(False)
     return mesh
