@@ -7,13 +7,21 @@ r"""Curvature as SGD meets it: batch sharpness, and the exact mean-square stabil
 - :func:`mean_square_stability_threshold`: the largest learning rate for which SGD's
   dynamics linearised at a minimum are stable in mean square, computed exactly from the
   per-sample Hessians (Mulayoff & Michaeli 2023); :func:`per_sample_hessians` forms them
-  for a small network.
+  for a small network, :func:`find_minimum` takes it to a strict minimum first, and
+  :func:`simulate_linearised_sgd` simulates the dynamics η* is the threshold of.
+- :func:`sharpness_during_training`: a constant-rate SGD run with the full-data λ₁ (the
+  *edge of stability* of gradient descent, Cohen et al. 2021), the batch λ₁ (the paper's
+  Eq. 24) and batch sharpness measured at checkpoints, to see which of them settles at 2/η.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,14 +31,17 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.func import jacrev, vmap
 
-from rmtlr.curvature import HessianOperator
-from rmtlr.noise_scale import Batch, FlatLoss, LossFn, iter_batches
+from rmtlr.curvature import HessianOperator, hessian_variance, lanczos
+from rmtlr.noise_scale import Batch, FlatLoss, LossFn, gradient_noise_scale, iter_batches
 from rmtlr.progress import progress_bar
+from rmtlr.results import ResultsFile, dataset_fingerprint, provenance, run_key
 from rmtlr.rmt import without_replacement_factor
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
-__all__ = ["BatchSharpness", "MeanSquareStability", "batch_sharpness",
-           "expected_batch_sharpness", "mean_square_stability_threshold", "per_sample_hessians"]
+__all__ = ["BatchSharpness", "MeanSquareStability", "Minimum", "SharpnessTrajectory",
+           "batch_sharpness", "expected_batch_sharpness", "find_minimum",
+           "mean_square_stability_threshold", "per_sample_hessians",
+           "sharpness_during_training", "simulate_linearised_sgd"]
 
 
 # --------------------------------------------------------------------------------------
@@ -674,3 +685,618 @@ def mean_square_stability_threshold(
             p=p, B=b, N=N, P=sm.P, rank=sm.r, null_space_leak=sm.leak,
             replacement=bool(replacement), method=use))
     return results if isinstance(B, (list, tuple, np.ndarray, range)) else results[0]
+
+
+# --------------------------------------------------------------------------------------
+# Sharpness along an SGD run (Cohen et al. 2021; Andreyev & Beneventano 2024)
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SharpnessTrajectory:
+    r"""Result of :func:`sharpness_during_training`: curvature at checkpoints of one SGD run.
+
+    Every array has one entry per checkpoint. ``b_simple`` and ``sigma_eps`` are None
+    unless the run measured them (``noise_scale=True``).
+
+    Attributes
+    ----------
+    lr : float
+        The constant learning rate η (the stability line is 2/η).
+    batch_size : int
+        B.
+    N : int
+        Training samples.
+    P : int
+        Trainable parameters.
+    step : numpy.ndarray
+        Step of each checkpoint (0: before training).
+    epoch : numpy.ndarray
+        step·B/N.
+    loss : numpy.ndarray
+        Mean loss over the N training samples.
+    lam1 : numpy.ndarray
+        λ₁ of the full-data Hessian (Lanczos, started from the previous checkpoint's top
+        Ritz vector).
+    lam1_residual : numpy.ndarray
+        ‖Hv − λ₁v‖ of that top Ritz pair (unit v): its convergence.
+    lam1_batch : numpy.ndarray
+        Mean over ``num_batches`` drawn batches of B samples of λ₁(H_B).
+    lam1_batch_std : numpy.ndarray
+        Standard deviation of λ₁(H_B) over those batches (0 for one batch).
+    batch_sharpness : numpy.ndarray
+        𝔼_B[gᵀH_B g/gᵀg] over ``sharpness_batches`` drawn batches
+        (:func:`expected_batch_sharpness`).
+    batch_sharpness_stderr : numpy.ndarray
+        Its standard error.
+    batch_sharpness_rom : numpy.ndarray
+        The ratio of means 𝔼[gᵀH_B g]/𝔼[gᵀg].
+    b_simple : numpy.ndarray or None
+        McCandlish et al.'s B_simple = tr Σ/|G|², exact over the N samples
+        (:func:`rmtlr.noise_scale.gradient_noise_scale`).
+    sigma_eps : numpy.ndarray or None
+        Theorem 4's σ_ε from Algorithm 1 (:func:`rmtlr.curvature.hessian_variance`, a
+        random partition into batches of B as units).
+    diverged_at : int or None
+        Step at which a batch loss became non-finite or exceeded ``explode`` × the
+        initial loss (the run stopped there), else None.
+    wall_time_s : float
+        Seconds the run took, measurements included.
+    """
+
+    lr: float
+    batch_size: int
+    N: int
+    P: int
+    step: np.ndarray
+    epoch: np.ndarray
+    loss: np.ndarray
+    lam1: np.ndarray
+    lam1_residual: np.ndarray
+    lam1_batch: np.ndarray
+    lam1_batch_std: np.ndarray
+    batch_sharpness: np.ndarray
+    batch_sharpness_stderr: np.ndarray
+    batch_sharpness_rom: np.ndarray
+    b_simple: np.ndarray | None
+    sigma_eps: np.ndarray | None
+    diverged_at: int | None
+    wall_time_s: float
+
+    _ARRAYS = ("step", "epoch", "loss", "lam1", "lam1_residual", "lam1_batch",
+               "lam1_batch_std", "batch_sharpness", "batch_sharpness_stderr",
+               "batch_sharpness_rom", "b_simple", "sigma_eps")
+
+    def to_record(self) -> dict:
+        """Return the trajectory as a JSON-ready dict (arrays as lists).
+
+        Returns
+        -------
+        dict
+            One entry per field; :meth:`from_record` inverts it.
+        """
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict) -> SharpnessTrajectory:
+        """Rebuild a trajectory from :meth:`to_record`'s dict (or a results-file record).
+
+        Parameters
+        ----------
+        record : dict
+            The record; fields it has beyond the trajectory's (a results file's ``key``,
+            ``versions``, …) are ignored.
+
+        Returns
+        -------
+        SharpnessTrajectory
+            The trajectory.
+
+        Raises
+        ------
+        ValueError
+            If a field is missing.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise ValueError(f"record is not a sharpness trajectory: missing {missing}")
+        kw = {}
+        for n in names:
+            v = record[n]
+            if n in cls._ARRAYS and v is not None:
+                # A non-finite value is stored as null in a results file.
+                v = np.asarray([np.nan if e is None else e for e in v],
+                               dtype=np.int64 if n == "step" else np.float64)
+            kw[n] = v
+        return cls(**kw)
+
+
+def _module_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of a module's class, structure and tensors: the identity of its initial state."""
+    h = hashlib.sha256(repr(model).encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def _top_ritz(op, num_steps: int, v0: torch.Tensor | None, seed: int):
+    """(λ₁, unit vector, residual ‖Av − λ₁v‖) from ``num_steps`` Lanczos steps."""
+    res = lanczos(op, min(num_steps, op.shape[0]), v0=v0, seed=seed, return_vectors=True,
+                  progress=False)
+    k = int(np.argmax(res.ritz_values))
+    theta = float(res.ritz_values[k])
+    v = res.ritz_vectors[:, k].to(op.dtype)
+    v = v / torch.linalg.vector_norm(v)
+    resid = float(torch.linalg.vector_norm(op.matvec(v) - theta * v))
+    return theta, v, resid
+
+
+def sharpness_during_training(
+        model: nn.Module, loss_fn: Callable[..., torch.Tensor],
+        data: tuple[torch.Tensor, torch.Tensor], *, lr: float, batch_size: int, steps: int,
+        every: int, num_batches: int = 4, sharpness_batches: int = 32, num_steps: int = 20,
+        noise_scale: bool = False, variance_vectors: int = 4, explode: float = 10.0,
+        chunk_size: int = 512, seed: int = 0, method: str = "auto",
+        device: torch.device | str | None = None, results: str | os.PathLike | None = None,
+        progress: bool | None = None) -> SharpnessTrajectory:
+    r"""Train with constant-rate SGD and track the curvatures that compete for 2/η.
+
+    SGD, w ← w − η∇L_B(w), with B samples per step drawn as shuffled epochs without
+    replacement (the last incomplete batch of an epoch dropped), runs for ``steps`` steps.
+    At step 0 and every ``every`` steps (and at the last step) it measures, at the current
+    weights:
+
+    - λ₁(H), the top eigenvalue of the full-data Hessian: what sits at 2/η under
+      full-batch gradient descent, the *edge of stability* (Cohen et al. 2021);
+    - 𝔼_B λ₁(H_B), the mean over ``num_batches`` batches of B of the top eigenvalue of the
+      batch Hessian: what the paper's stability condition η < 2/λ₁(H_batch) (Granziol,
+      Zohren & Roberts 2022, Eq. 24) bounds;
+    - Batch Sharpness 𝔼_B[gᵀH_B g/gᵀg] (:func:`expected_batch_sharpness`, over
+      ``sharpness_batches`` batches): what sits at 2/η in Andreyev & Beneventano's (2024)
+      *edge of stochastic stability*;
+    - with ``noise_scale``: B_simple (:func:`rmtlr.noise_scale.gradient_noise_scale`,
+      exact) and σ_ε (:func:`rmtlr.curvature.hessian_variance` with ``variance_vectors``
+      probes and a random partition into batches of B).
+
+    λ₁ comes from ``num_steps`` Lanczos steps started from the previous checkpoint's top
+    Ritz vector (the top direction moves little between checkpoints), with its residual
+    as the convergence check; batch λ₁ from ``num_steps`` steps from a random start.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; it is trained in place (unless the run is read from ``results``).
+    loss_fn : callable
+        ``loss_fn(output, y)``, the mean loss over a batch.
+    data : tuple of torch.Tensor
+        The ``(x, y)`` training set, in memory.
+    lr : float
+        η > 0.
+    batch_size : int
+        B, 1 ≤ B ≤ N.
+    steps : int
+        SGD steps, ≥ 1.
+    every : int
+        Steps between checkpoints, ≥ 1.
+    num_batches : int
+        Batches over which λ₁(H_B) is averaged, ≥ 1.
+    sharpness_batches : int
+        Batches over which batch sharpness is averaged, ≥ 2.
+    num_steps : int
+        Lanczos steps per top eigenvalue, ≥ 2.
+    noise_scale : bool
+        Also measure B_simple and σ_ε at every checkpoint.
+    variance_vectors : int
+        Random probes of Algorithm 1 for σ_ε, ≥ 2.
+    explode : float
+        A batch loss above ``explode`` × the initial full-data loss counts as divergence
+        (> 1).
+    chunk_size : int
+        Samples per forward pass of the full-data products.
+    seed : int
+        Seeds the batch order and every random draw of the measurements.
+    method : {"auto", "forward-over-reverse", "double-backward"}
+        Hessian-vector product method (:class:`~rmtlr.curvature.HessianOperator`).
+    device : torch.device or str, optional
+        Where to compute (default: the model's device).
+    results : str or os.PathLike, optional
+        A results file (:mod:`rmtlr.results`): the run is stored there under a key made
+        of every setting above, a fingerprint of the model's initial state and of the
+        data, and read back instead of recomputed when present (then ``model`` is left
+        untrained).
+    progress : bool, optional
+        A tqdm bar over the steps; None: on unless ``TQDM_DISABLE`` is set or pytest runs.
+
+    Returns
+    -------
+    SharpnessTrajectory
+        The checkpoints' measurements.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not an ``(x, y)`` pair of tensors, or ``model`` is not a module.
+    ValueError
+        If a count, the rate, ``explode`` or ``batch_size`` is out of range, or the
+        results file cannot be written.
+
+    Examples
+    --------
+    Linear regression ℓ_i = (w·x_i − y_i)² with every x_i = (1, 0) has H_B = H = diag(2, 0)
+    for every batch, so all three curvatures are 2 at every checkpoint:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from rmtlr.stability import sharpness_during_training
+    >>> model = nn.Linear(2, 1, bias=False).double()
+    >>> _ = nn.init.ones_(model.weight)
+    >>> x = torch.tensor([[1.0, 0.0]] * 8, dtype=torch.float64)
+    >>> y = torch.tensor([[0.1], [0.7], [-0.3], [1.2], [0.45], [-0.8], [0.33], [0.9]],
+    ...                  dtype=torch.float64)
+    >>> run = sharpness_during_training(model, nn.MSELoss(), (x, y), lr=0.1, batch_size=4,
+    ...                                steps=2, every=1, num_steps=2)
+    >>> run.step.tolist(), run.lam1.round(6).tolist(), run.batch_sharpness.round(6).tolist()
+    ([0, 1, 2], [2.0, 2.0, 2.0], [2.0, 2.0, 2.0])
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data)):
+        raise TypeError("data must be the (x, y) training set as a pair of tensors")
+    x, y = data
+    N = int(x.shape[0])
+    if N != y.shape[0] or N < 1:
+        raise ValueError(f"data has {x.shape[0]} inputs and {y.shape[0]} targets; need as "
+                         "many of each, at least one")
+    lr = finite_scalar("lr", lr, lo=0, lo_open=True)
+    B = integer("batch_size", batch_size)
+    if B > N:
+        raise ValueError(f"batch_size must be <= N = {N} samples, got {B}")
+    steps = integer("steps", steps)
+    every = integer("every", every)
+    num_batches = integer("num_batches", num_batches)
+    sharpness_batches = integer("sharpness_batches", sharpness_batches, lo=2)
+    num_steps = integer("num_steps", num_steps, lo=2)
+    variance_vectors = integer("variance_vectors", variance_vectors, lo=2)
+    chunk_size = integer("chunk_size", chunk_size)
+    explode = finite_scalar("explode", explode, lo=1, lo_open=True)
+    seed = random_seed("seed", seed)
+    if not isinstance(noise_scale, (bool, np.bool_)):
+        raise TypeError(f"noise_scale must be True or False, got {noise_scale!r}")
+    if noise_scale and N // B < 2:
+        raise ValueError(f"noise_scale=True needs at least two batches of B = {B} in the N = "
+                         f"{N} samples (σ_ε is their spread), i.e. batch_size <= {N // 2}")
+    settings = {"function": "sharpness_during_training", "lr": lr, "batch_size": B,
+                "steps": steps, "every": every, "num_batches": num_batches,
+                "sharpness_batches": sharpness_batches, "num_steps": num_steps,
+                "noise_scale": bool(noise_scale), "variance_vectors": variance_vectors,
+                "explode": explode, "seed": seed, "method": method,
+                "model": _module_fingerprint(model), "loss_fn": repr(loss_fn)}
+
+    def compute() -> dict:
+        run = _sharpness_run(model, loss_fn, x, y, settings, chunk_size, device, progress)
+        return {**run.to_record(), "settings": settings}
+
+    if results is None:
+        return SharpnessTrajectory.from_record(compute())
+    store = ResultsFile(results)
+    store.check_writable()
+    data_key = {"x": dataset_fingerprint(torch.utils.data.TensorDataset(x, y)), "n": N}
+    record = store.run_once(run_key(settings, data_key), lambda: {
+        **compute(), **provenance(device if device is not None else x.device)})
+    return SharpnessTrajectory.from_record(record)
+
+
+def _sharpness_run(model, loss_fn, x, y, s, chunk_size, device, progress):
+    """Run the loop of :func:`sharpness_during_training` (arguments checked there)."""
+    t_start = time.perf_counter()
+    lr, B, seed, method = s["lr"], s["batch_size"], s["seed"], s["method"]
+    N = int(x.shape[0])
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(dev)
+    chunks = [(x[i:i + chunk_size].to(dev), y[i:i + chunk_size].to(dev))
+              for i in range(0, N, chunk_size)]
+    P = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
+    order = torch.Generator().manual_seed(seed)
+    rows: dict[str, list] = {k: [] for k in SharpnessTrajectory._ARRAYS}
+    v_top = None
+
+    def measure(step: int) -> None:
+        nonlocal v_top
+        draw = int(np.random.SeedSequence((seed, step)).generate_state(1)[0])
+        op = HessianOperator(model, loss_fn, chunks, method=method, device=dev)
+        loss, _ = op.gradient()
+        lam1, v_top, resid = _top_ritz(op, s["num_steps"], v_top, draw)
+        gen = torch.Generator().manual_seed(draw)
+        batch_lams = []
+        for k in range(s["num_batches"]):
+            idx = torch.randperm(N, generator=gen)[:B]
+            op_b = HessianOperator(model, loss_fn, (x[idx].to(dev), y[idx].to(dev)),
+                                   method=method, device=dev)
+            batch_lams.append(_top_ritz(op_b, s["num_steps"], None, draw + k + 1)[0])
+        sharp = expected_batch_sharpness(model, loss_fn, (x, y), batch_size=B,
+                                         num_batches=s["sharpness_batches"], seed=draw,
+                                         method=method, device=dev, progress=False)
+        for k, v in (("step", step), ("epoch", step * B / N), ("loss", loss), ("lam1", lam1),
+                     ("lam1_residual", resid), ("lam1_batch", float(np.mean(batch_lams))),
+                     ("lam1_batch_std", float(np.std(batch_lams, ddof=1))
+                      if len(batch_lams) > 1 else 0.0),
+                     ("batch_sharpness", sharp.value),
+                     ("batch_sharpness_stderr", sharp.stderr),
+                     ("batch_sharpness_rom", sharp.ratio_of_means)):
+            rows[k].append(v)
+        if s["noise_scale"]:
+            rows["b_simple"].append(gradient_noise_scale(
+                model, loss_fn, chunks, chunk_size=chunk_size, device=dev,
+                progress=False).b_simple)
+            perm = torch.randperm(N, generator=gen)
+            units = [(x[perm[i:i + B]].to(dev), y[perm[i:i + B]].to(dev))
+                     for i in range(0, N - B + 1, B)]
+            op_u = HessianOperator(model, loss_fn, units, method=method, device=dev)
+            rows["sigma_eps"].append(hessian_variance(
+                op_u, s["variance_vectors"], per_sample=False, seed=draw,
+                progress=False).sigma_eps)
+
+    measure(0)
+    initial = rows["loss"][0]
+    step, diverged_at = 0, None
+    bar = progress_bar(total=s["steps"], desc=f"SGD η={lr:g} B={B}", progress=progress)
+    model.train()
+    while step < s["steps"] and diverged_at is None:
+        perm = torch.randperm(N, generator=order)
+        for i in range(0, N - B + 1, B):
+            idx = perm[i:i + B]
+            loss = loss_fn(model(x[idx].to(dev)), y[idx].to(dev))
+            value = float(loss.detach())
+            if not math.isfinite(value) or value > s["explode"] * initial:
+                diverged_at = step
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            if step % s["every"] == 0 or step == s["steps"]:
+                measure(step)
+            if step >= s["steps"]:
+                break
+    bar.close()
+    opt.zero_grad(set_to_none=True)
+    arrays = {k: (np.asarray(v, dtype=np.int64 if k == "step" else np.float64)
+                  if v else None) for k, v in rows.items()}
+    return SharpnessTrajectory(lr=lr, batch_size=B, N=N, P=P, diverged_at=diverged_at,
+                               wall_time_s=time.perf_counter() - t_start, **arrays)
+
+
+def simulate_linearised_sgd(per_sample_hessians: ArrayLike, B: int, eta: float, *,
+                            steps: int, num_chains: int = 256, replacement: bool = False,
+                            seed: int = 0) -> np.ndarray:
+    r"""Simulate SGD linearised at a minimum; return ‖θ_t‖² for every step and chain.
+
+    θ_{t+1} = (I − η H_{B_t}) θ_t, H_{B_t} = (1/B) Σ_{i∈B_t} H_i the Hessian of an
+    independently drawn batch of B samples (distinct unless ``replacement``), for
+    ``num_chains`` independent chains from standard Gaussian θ_0 (𝔼‖θ_0‖² = P): the
+    dynamics whose mean-square threshold :func:`mean_square_stability_threshold` solves
+    for. The mean over chains estimates 𝔼‖θ_t‖², which grows geometrically above η*;
+    the median follows a typical chain, which can still shrink a little above η* because
+    the mean square is carried by rare chains (so over long horizons a finite sample
+    under-estimates the mean).
+
+    Parameters
+    ----------
+    per_sample_hessians : array_like
+        The N per-sample Hessians H_i, shape (N, P, P).
+    B : int
+        Batch size, 1 ≤ B (≤ N without replacement).
+    eta : float
+        Learning rate η > 0.
+    steps : int
+        Steps t, ≥ 1.
+    num_chains : int
+        Independent chains, ≥ 2.
+    replacement : bool
+        Draw each batch's samples with replacement.
+    seed : int
+        Seed of θ_0 and of the batches.
+
+    Returns
+    -------
+    numpy.ndarray
+        ‖θ_t‖², shape (``steps`` + 1, ``num_chains``).
+
+    Raises
+    ------
+    ValueError
+        If ``per_sample_hessians`` is not an (N, P, P) array of finite numbers, or a
+        count, ``B`` or ``eta`` is out of range.
+
+    Examples
+    --------
+    With one sample, H_1 = 1 and η = 0.5, every step halves θ, so ‖θ‖² falls by 4 per step:
+
+    >>> from rmtlr.stability import simulate_linearised_sgd
+    >>> sq = simulate_linearised_sgd([[[1.0]]], 1, 0.5, steps=2, num_chains=8)
+    >>> sq.shape, (sq / sq[0]).mean(axis=1).round(12).tolist()
+    ((3, 8), [1.0, 0.25, 0.0625])
+    """
+    hs = np.asarray(per_sample_hessians, dtype=np.float64)
+    if hs.ndim != 3 or hs.shape[1] != hs.shape[2] or hs.shape[0] < 1 or hs.shape[1] < 1:
+        raise ValueError("per_sample_hessians must have shape (N, P, P) with N, P >= 1, got "
+                         f"{hs.shape}")
+    if not np.isfinite(hs).all():
+        raise ValueError("per_sample_hessians contains non-finite values")
+    N, P = hs.shape[0], hs.shape[1]
+    B = _batch_sizes(B, N, replacement)[0]
+    eta = finite_scalar("eta", eta, lo=0, lo_open=True)
+    steps = integer("steps", steps)
+    num_chains = integer("num_chains", num_chains, lo=2)
+    rng = np.random.default_rng(random_seed("seed", seed))
+    theta = rng.standard_normal((num_chains, P))
+    out = np.empty((steps + 1, num_chains))
+    out[0] = (theta ** 2).sum(axis=1)
+    full = B == N and not replacement
+    for t in range(steps):
+        if full:
+            hb_theta = theta @ hs.mean(axis=0)
+        else:
+            idx = (rng.integers(0, N, (num_chains, B)) if replacement
+                   else rng.random((num_chains, N)).argpartition(B - 1, axis=1)[:, :B])
+            hb_theta = np.einsum("cbpq,cq->cp", hs[idx], theta) / B
+        theta = theta - eta * hb_theta
+        out[t + 1] = (theta ** 2).sum(axis=1)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# A true minimum of a small network (where the mean-square analysis applies)
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Minimum:
+    r"""Result of :func:`find_minimum`.
+
+    Attributes
+    ----------
+    loss : float
+        The regularised mean loss L(w) + (λ_wd/2)‖w‖² at the point found.
+    grad_norm : float
+        ‖∇‖ of that loss there.
+    min_eig : float
+        Smallest eigenvalue of its Hessian, H + λ_wd I (> 0 at a strict minimum).
+    lam1 : float
+        Largest eigenvalue of that Hessian.
+    newton_steps : int
+        Newton steps taken after L-BFGS.
+    converged : bool
+        ``grad_norm`` ≤ ``tol`` and ``min_eig`` > 0: a strict local minimum to working
+        precision.
+    """
+
+    loss: float
+    grad_norm: float
+    min_eig: float
+    lam1: float
+    newton_steps: int
+    converged: bool
+
+
+def find_minimum(model: nn.Module, loss_fn: Callable[..., torch.Tensor],
+                 data: tuple[torch.Tensor, torch.Tensor], *, weight_decay: float = 0.0,
+                 lbfgs_iters: int = 500, max_newton: int = 10, tol: float = 1e-10,
+                 dtype: torch.dtype = torch.float64) -> Minimum:
+    r"""Train a small network to a strict minimum of its (regularised) full-data loss.
+
+    Mean-square stability (:func:`mean_square_stability_threshold`) is a property of a
+    minimum: a point where the gradient vanishes and the Hessian is positive semi-definite.
+    SGD only hovers near one, so this minimises
+
+    .. math:: F(w) = \frac1N \sum_i ℓ_i(w) + \frac{λ_\text{wd}}{2}\,‖w‖^2
+
+    with full-batch L-BFGS (strong Wolfe line search, ``lbfgs_iters`` iterations), then
+    Newton steps w ← w − (∇²F)^{-1}∇F with the dense Hessian (P×P: small networks only)
+    until ‖∇F‖ ≤ ``tol``. The weight decay λ_wd makes the minimum strict (it lifts the
+    Hessian's null directions to λ_wd); the per-sample Hessians of F are H_i + λ_wd I.
+    The loss must be twice differentiable: a ReLU network's minimum can sit on a kink,
+    where Newton's method does not converge (use tanh or softplus).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its trainable parameters are set to the minimum found (in their own
+        dtype).
+    loss_fn : callable
+        ``loss_fn(output, y)``, the mean loss over a batch.
+    data : tuple of torch.Tensor
+        The ``(x, y)`` data set.
+    weight_decay : float
+        λ_wd ≥ 0.
+    lbfgs_iters : int
+        L-BFGS iterations, ≥ 0.
+    max_newton : int
+        Newton steps at most, ≥ 0.
+    tol : float
+        Gradient-norm tolerance, > 0.
+    dtype : torch.dtype
+        Floating dtype of the computation (float64 for a minimum to 1e-10).
+
+    Returns
+    -------
+    Minimum
+        The loss, gradient norm, Hessian extremes and whether it converged.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not an ``(x, y)`` pair of tensors.
+    ValueError
+        If ``weight_decay``, a count or ``tol`` is out of range.
+
+    Examples
+    --------
+    Ridge regression, ℓ_i = (w·x_i − y_i)², has one minimum, w* = (2XᵀX/N + λ_wd I)⁻¹ 2Xᵀy/N:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from rmtlr.stability import find_minimum
+    >>> model = nn.Linear(1, 1, bias=False).double()
+    >>> x = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    >>> y = torch.tensor([[1.0], [1.0]], dtype=torch.float64)
+    >>> res = find_minimum(model, nn.MSELoss(), (x, y), weight_decay=1.0)
+    >>> round(model.weight.item(), 12), res.converged  # 3 / (5 + 1)
+    (0.5, True)
+    """
+    if not (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data)):
+        raise TypeError("data must be the (x, y) data set as a pair of tensors")
+    wd = finite_scalar("weight_decay", weight_decay, lo=0)
+    lbfgs_iters = integer("lbfgs_iters", lbfgs_iters, lo=0)
+    max_newton = integer("max_newton", max_newton, lo=0)
+    tol = finite_scalar("tol", tol, lo=0, lo_open=True)
+    flat = FlatLoss(model, loss_fn, dtype=dtype)
+    with flat.evaluation():
+        x, y = flat.prepare(*data)
+
+        def objective(w: torch.Tensor) -> torch.Tensor:
+            return flat(w, x, y) + 0.5 * wd * torch.dot(w, w)
+
+        w = flat.w.clone().requires_grad_(True)
+        if lbfgs_iters:
+            opt = torch.optim.LBFGS([w], lr=1.0, max_iter=lbfgs_iters, history_size=50,
+                                    tolerance_grad=tol, tolerance_change=0.0,
+                                    line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                value = objective(w)
+                value.backward()
+                return value
+
+            opt.step(closure)
+        w = w.detach()
+        newton = 0
+        while True:
+            g = torch.func.grad(objective)(w)
+            # Reverse over reverse: torch.func.hessian (forward mode) warns via torch.jit.
+            H = torch.func.jacrev(torch.func.jacrev(objective))(w)
+            if float(torch.linalg.vector_norm(g)) <= tol or newton == max_newton:
+                break
+            w = w - torch.linalg.solve(H, g)
+            newton += 1
+        eig = torch.linalg.eigvalsh(H)
+        loss = float(objective(w))
+    with torch.no_grad():
+        params = flat.params(w)
+        for name, p in model.named_parameters():
+            if name in params:
+                p.copy_(params[name].to(p.dtype))
+    grad_norm = float(torch.linalg.vector_norm(g))
+    min_eig = float(eig[0])
+    return Minimum(loss=loss, grad_norm=grad_norm, min_eig=min_eig, lam1=float(eig[-1]),
+                   newton_steps=newton, converged=bool(grad_norm <= tol and min_eig > 0))

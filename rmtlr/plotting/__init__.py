@@ -59,6 +59,12 @@ from rmtlr.plotting.spectra import (
     plot_spectral_densities,
     slq_curve,
 )
+from rmtlr.plotting.stability import (
+    lr_grid_panel,
+    series_panel,
+    sharpness_panel,
+    thresholds_panel,
+)
 from rmtlr.plotting.style import (
     ADAM_COLOR,
     BATCH_COLOR,
@@ -94,6 +100,7 @@ __all__ = [
     "histogram_vs_laws",
     "lam1_against_batch_size",
     "loss_against_updates",
+    "lr_grid_panel",
     "plot_accuracy_vs_cost",
     "plot_accuracy_vs_epoch",
     "plot_batch_lam1",
@@ -111,10 +118,13 @@ __all__ = [
     "rates_against_batch_size",
     "reference_slope",
     "ritz_density",
+    "series_panel",
+    "sharpness_panel",
     "slq_curve",
     "stamp",
     "subplots",
     "sweep_accuracy",
     "theory_vs_simulation",
+    "thresholds_panel",
     "use_style",
 ]
