@@ -426,3 +426,53 @@ def reference_slope(
         raise ValueError("x and x0 must be > 0 for a power law")
     ax.plot(x, y0 * (x / x0) ** exponent, ls="--", lw=1, color=color, label=label)
     return ax
+
+
+# --- chapter 12 ---
+
+
+def lr_prediction(result: Any, *, axes: Any = None) -> plt.Figure:
+    """Draw a :class:`rmtlr.predict.LRPrediction`: λ'₁(B) with measurements, and the rate.
+
+    Left: the predicted batch λ₁ with its ± one-sd band, every calibration batch's measured
+    λ₁ (small dots) and their means, and the full-data λ₁. Right: the predicted largest
+    stable rate with its range. Both on log–log axes against B.
+
+    Parameters
+    ----------
+    result : rmtlr.predict.LRPrediction
+        What :func:`rmtlr.predict_lr` returned.
+    axes : sequence of two matplotlib Axes, optional
+        Where to draw (default: a new two-panel figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
+    if axes is None:
+        fig, axes = subplots(2)
+    else:
+        fig = axes[0].figure
+    ax1, ax2 = axes
+    B = np.asarray(result.batch_sizes, dtype=float)
+    lam, sd = result.lam1_batch, result.lam1_batch_sd
+    band(ax1, B, np.maximum(lam - sd, lam * 1e-3), lam + sd, label="± batch-to-batch sd")
+    ax1.plot(B, lam, "-", color=THEORY_COLOR, label=f"predicted ({result.noise_model})")
+    ax1.axhline(result.inputs.lam1, color=FULL_COLOR, ls=":", lw=1.2, label="full-data λ₁")
+    cal = result.inputs.calibration
+    if cal:
+        for b, vals in cal.items():
+            ax1.plot([b] * len(vals), vals, ".", color=BATCH_COLOR, ms=4, alpha=0.6)
+        ax1.plot(list(cal), [np.mean(v) for v in cal.values()], "o", color=BATCH_COLOR,
+                 label="measured (mean)")
+    ax1.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="batch λ₁")
+    ax1.legend()
+    color = SGD_COLOR if result.optimizer == "sgd" else ADAM_COLOR
+    high = np.where(np.isfinite(result.lr_high), result.lr_high, result.lr * 10)
+    ax2.fill_between(B, result.lr_low, high, color=color, alpha=0.15, lw=0)
+    ax2.plot(B, result.lr, "o-", color=color, label=f"{result.optimizer.upper()} α_max")
+    ax2.set(xscale="log", yscale="log", xlabel="batch size B",
+            ylabel="largest stable learning rate")
+    ax2.legend()
+    return fig
