@@ -69,13 +69,15 @@ from rmtlr.curvature import (
     top_eigenpairs,
 )
 from rmtlr.experiments import ggn_prediction
+from rmtlr.profiles import resolve_device
 from rmtlr.progress import progress_bar
 from rmtlr.rmt import batch_outlier, effective_batch_size
 from rmtlr.rmt.ggn import ggn_batch_edge
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 from rmtlr.scaling import adam_max_lr
 
-__all__ = ["NOISE_MODELS", "OPTIMIZERS", "LRPrediction", "PredictionInputs", "predict_lr"]
+__all__ = ["NOISE_MODELS", "OPTIMIZERS", "LRPrediction", "PredictionInputs", "predict_lr",
+           "recalibrate_batch_norm"]
 
 #: Noise models of the batch λ₁ (see the module docstring); the first is the default.
 NOISE_MODELS = ("directional", "wigner", "wishart")
@@ -296,6 +298,37 @@ class LRPrediction:
         out["inputs"] = inputs
         return clean(out)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LRPrediction:
+        """Rebuild a result from :meth:`to_dict`'s output (e.g. a stored record).
+
+        Parameters
+        ----------
+        d : Mapping
+            What :meth:`to_dict` returned (extra keys, such as a results file's, are
+            ignored).
+
+        Returns
+        -------
+        LRPrediction
+            The result, without the fields :meth:`to_dict` leaves out.
+        """
+        def arr(x: Any) -> np.ndarray | None:
+            return None if x is None else np.asarray(
+                [math.inf if v is None else v for v in x], dtype=float)
+
+        inp = dict(d["inputs"])
+        inp["calibration"] = {int(k): list(v) for k, v in inp["calibration"].items()}
+        inp["variance_indices"] = np.asarray(inp["variance_indices"], dtype=np.int64)
+        names = {f for f in PredictionInputs.__dataclass_fields__}
+        inputs = PredictionInputs(**{k: v for k, v in inp.items() if k in names})
+        return cls(np.asarray(d["batch_sizes"], dtype=np.int64), arr(d["lam1_batch"]),
+                   arr(d["lam1_batch_sd"]), arr(d["lr"]), arr(d["lr_low"]), arr(d["lr_high"]),
+                   d["optimizer"], d["momentum"], d["delta"], d["noise_model"],
+                   {k: arr(v) for k, v in d["lam1_batch_models"].items()},
+                   arr(d["eta_edge"]), arr(d["eta_top"]), inputs, dict(d["seconds"]),
+                   d["world_size"])
+
     def plot(self, axes: Sequence[Any] | None = None) -> Any:
         """Draw λ'₁(B) with the calibration measurements, and the predicted rate, vs B.
 
@@ -315,6 +348,71 @@ class LRPrediction:
 
 
 # --------------------------------------------------------------------------- data
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, data: Any, *, batch_size: int = 256,
+                           device: torch.device | str | None = None) -> nn.Module:
+    """Set every BatchNorm layer's running statistics to their average over ``data``.
+
+    A network at initialisation has running statistics of no data (mean 0, variance 1),
+    so in eval mode — the mode per-sample curvature needs — it is not the network that
+    training sees. This replaces them by the cumulative average of the batch statistics
+    over one pass of ``data`` in train mode (PyTorch's ``momentum=None``), close to the
+    population statistics; weights and every other buffer are unchanged, and each layer's
+    momentum and the model's mode are restored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (changed in place).
+    data : Dataset or DataLoader or tuple or list
+        The samples, in any form :func:`predict_lr` takes.
+    batch_size : int
+        Samples per forward pass, >= 2.
+    device : torch.device or str, optional
+        Where to run (default: the model's).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` or ``data`` has the wrong type.
+    ValueError
+        If ``batch_size`` is below 2.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    batch_size = integer("batch_size", batch_size, lo=2)
+    pool = _Samples(data)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+           and m.track_running_stats]
+    if not bns:
+        return model
+    dev = (next(model.parameters()).device if device is None
+           else resolve_device(device, argument="device"))
+    modes = {m: m.training for m in model.modules()}
+    momenta = [m.momentum for m in bns]
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        # Parts of at least batch_size samples: a BatchNorm1d cannot take a batch of one.
+        for idx in np.array_split(np.arange(pool.N), max(1, pool.N // batch_size)):
+            x = pool.batch(idx)[0]
+            model(x.to(dev) if isinstance(x, torch.Tensor) else x)
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        for m, flag in modes.items():
+            m.training = flag
+    return model
+
 
 
 class _Samples:
@@ -455,7 +553,7 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
                batches_per_size: int = 4, num_steps: int = 20, batch_num_steps: int = 20,
                num_vectors: int = 8, variance_samples: int = 512, unit_size: int = 8,
                full_samples: int | None = None, full_batch_size: int = 256,
-               bn_mode: str = "eval", loss_reduction: str | None = None,
+               bn_mode: str = "eval", method: str = "auto", loss_reduction: str | None = None,
                dtype: torch.dtype | None = None, device: torch.device | str | None = None,
                distributed: bool | None = None, seed: int = 0,
                progress: bool | None = None) -> LRPrediction:
@@ -479,7 +577,8 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
     ----------
     model : torch.nn.Module
         The network, at the weights to predict for (initialisation or a checkpoint). Its
-        state is left as it was.
+        state is left as it was. With BatchNorm in ``"eval"`` mode, its running statistics
+        are used: at initialisation call :func:`recalibrate_batch_norm` first.
     loss_fn : callable
         ``loss_fn(output, y)``, the mean (``reduction="mean"``) or sum over the batch.
     data : Dataset or DataLoader or tuple or list
@@ -521,6 +620,8 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
     bn_mode : {"eval", "frozen-train"}
         BatchNorm treatment of the operators (per-unit variances need ``"eval"`` unless
         ``unit_size`` > 1).
+    method : {"auto", "forward-over-reverse", "double-backward"}
+        Hessian-vector product method (see :class:`~rmtlr.curvature.HessianOperator`).
     loss_reduction : {"mean", "sum"}, optional
         For a plain loss function that does not say (see
         :class:`~rmtlr.curvature.HessianOperator`).
@@ -612,7 +713,7 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
     # Full-data λ₁ and v₁ (this rank's share of the samples).
     t0 = time.perf_counter()
     local_full = pool.batches(idx_full[rank::world], full_batch_size)
-    H = HessianOperator(model, loss_fn, local_full, **op_kw)
+    H = HessianOperator(model, loss_fn, local_full, method=method, **op_kw)
     P = H.shape[0]
     top = top_eigenpairs(_shard(H, world), k=1, num_steps=min(num_steps, P), seed=seed,
                          progress=progress)
@@ -623,7 +724,7 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
     t0 = time.perf_counter()
     units = pool.batches(idx_var, unit_size)
     local_units = units[rank::world]
-    Hv = _shard(HessianOperator(model, loss_fn, local_units, **op_kw), world)
+    Hv = _shard(HessianOperator(model, loss_fn, local_units, method=method, **op_kw), world)
     hv = hessian_variance(Hv, num_vectors, per_sample=False, seed=seed, progress=progress)
     hv_top = hessian_variance(Hv, per_sample=False, vectors=v1, progress=False)
     stage("sigma2", t0)
@@ -642,7 +743,7 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
     t0 = time.perf_counter()
     mine = {}
     for B, j, idx in progress_bar(jobs[rank::world], desc="batch λ₁", progress=progress):
-        Hb = HessianOperator(model, loss_fn, pool.batch(idx), **op_kw)
+        Hb = HessianOperator(model, loss_fn, pool.batch(idx), method=method, **op_kw)
         res = top_eigenpairs(Hb, k=1, num_steps=min(batch_num_steps, P), seed=seed + j,
                              progress=False)
         mine[(B, j)] = float(res.values[0])
