@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from rmtlr import data as rdata
 from rmtlr import models
@@ -32,7 +34,7 @@ from rmtlr.profiles import get_profile
 from rmtlr.progress import progress_bar
 from rmtlr.results import ResultsFile, data_id, provenance, run_key
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
-from rmtlr.train import TrainConfig, num_classes_of, train
+from rmtlr.train import TrainConfig, distributed_world, num_classes_of, train
 
 __all__ = ["LRRangeResult", "MaxLRResult", "Trial", "is_stable", "lr_range_test",
            "max_stable_lr", "sweep"]
@@ -48,6 +50,48 @@ def _seed_list(seeds: Any) -> list[int]:
     return out
 
 
+def _check_shard(shard: Any) -> tuple[int, int]:
+    if isinstance(shard, (str, bytes)) or not isinstance(shard, Iterable):
+        raise TypeError(f"shard must be a pair (i, n) with 0 <= i < n, got {shard!r}")
+    pair = tuple(shard)
+    if len(pair) != 2:
+        raise ValueError(f"shard must be a pair (i, n) with 0 <= i < n, got {shard!r}")
+    n = integer("shard n (number of shards)", pair[1], lo=1)
+    return integer("shard i (this shard)", pair[0], lo=0, hi=n - 1), n
+
+
+def _run_once(store: ResultsFile, key: str, compute: Callable[[], dict], *,
+              wait: bool = True) -> dict | None:
+    """:meth:`ResultsFile.run_once`, and under ``torchrun`` the same with every rank computing.
+
+    Rank 0 looks the key up and holds the claim; its decision is broadcast, all ranks call
+    ``compute`` together (a DistributedDataParallel run), rank 0 appends the record and
+    every rank returns it.
+    """
+    rank, world = distributed_world()
+    if world == 1:
+        return store.run_once(key, compute, wait=wait)
+    with contextlib.ExitStack() as stack:
+        decision: list[Any] = [None]
+        if rank == 0:
+            rec = store.find(key)
+            if rec is None:
+                held = stack.enter_context(store.claim(key, wait=wait))
+                rec = store.find(key) if held else None
+                decision = [("done", rec) if rec is not None
+                            else ("compute", None) if held else ("busy", None)]
+            else:
+                decision = [("done", rec)]
+        dist.broadcast_object_list(decision, src=0)
+        what, rec = decision[0]
+        if what != "compute":
+            return rec
+        out = compute()
+        final = [store.append({**out, "key": key}) if rank == 0 else None]
+        dist.broadcast_object_list(final, src=0)
+        return final[0]
+
+
 def _run_record(cfg: TrainConfig, data: dict, profile: str, **train_kw: Any) -> dict:
     """Train a run and return it as stored: the record with its profile and data id."""
     return {**train(cfg, progress=False, **train_kw), "profile": profile, "data_id": data}
@@ -56,7 +100,8 @@ def _run_record(cfg: TrainConfig, data: dict, profile: str, **train_kw: Any) -> 
 def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
           results: str | Path, base: TrainConfig, *, seeds: Iterable[int] = (0,),
           train_set: Any = None, val_set: Any = None, device: str | torch.device | None = None,
-          profile: str | None = None, progress: bool | None = None) -> list[dict]:
+          profile: str | None = None, shard: tuple[int, int] | None = None,
+          progress: bool | None = None) -> list[dict]:
     """Train ``base`` at every batch size B with α = lr_rule(B), once per seed; resumable.
 
     Every argument, the learning rates of the whole grid and the results path are checked
@@ -88,23 +133,28 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     profile : str, optional
         ``"quick"`` or ``"full"`` (default: the active profile): chooses the default
         device and is stored with every record.
+    shard : tuple of int, optional
+        (i, n): run only shard i of n, the runs whose position in the grid (B-major, then
+        seed) is i modulo n; for the n tasks of a job array writing to one results file.
+        Shards of one grid are disjoint and together cover it.
     progress : bool, optional
         A progress bar over the runs.
 
     Returns
     -------
     list of dict
-        The records of this grid (old and new), in grid order: B-major, then seed.
+        The records of this grid (or of its shard; old and new), in grid order: B-major,
+        then seed.
 
     Raises
     ------
     ValueError
         For bad input (a batch size above N, a rate that is not finite and > 0, a bad
-        seed, an unwritable or corrupt results file, an unusable device), before any
-        training.
+        seed or shard, an unwritable or corrupt results file, an unusable device), before
+        any training.
     TypeError
-        If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` not a
-        sequence.
+        If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` or
+        ``shard`` not a sequence.
 
     Examples
     --------
@@ -128,6 +178,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     if not sizes:
         raise ValueError("batch_sizes must be a non-empty list of integers >= 1, got none")
     seed_list = _seed_list(seeds)
+    part, parts = (0, 1) if shard is None else _check_shard(shard)
     prof = get_profile(profile, device=device)  # checks device; warns at most once
     prof_name, dev = prof.name, prof.device
     configs = []
@@ -145,6 +196,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     if max(sizes) > len(train_set):
         raise ValueError(f"batch sizes must be <= N = {len(train_set)}, got {max(sizes)}")
     data = data_id(train_set, val_set)
+    configs = configs[part::parts]
     keys = [run_key(cfg.to_dict(), data) for cfg in configs]
     out: dict[str, dict] = {}
     bar = progress_bar(total=len(configs), desc="sweep", progress=progress, leave=True)
@@ -153,7 +205,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
         for cfg, key in zip(configs, keys):
             if key in out:
                 continue
-            rec = store.run_once(key, lambda cfg=cfg: _run_record(
+            rec = _run_once(store, key, lambda cfg=cfg: _run_record(
                 cfg, data, prof_name, train_set=train_set, val_set=val_set, device=dev),
                 wait=wait)
             if rec is not None:
@@ -299,7 +351,7 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         if store is None:
             rec = train(run, train_set=train_set, device=dev, progress=False)
         else:
-            rec = store.run_once(run_key(run.to_dict(), data), lambda: _run_record(
+            rec = _run_once(store, run_key(run.to_dict(), data), lambda: _run_record(
                 run, data, prof_name, train_set=train_set, device=dev))
         ok = bool(stable(rec))
         trials.append(Trial(float(lr), ok, rec["final_loss"]))
@@ -439,7 +491,7 @@ def lr_range_test(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         store = ResultsFile(results)
         store.check_writable()
         key = run_key(cfg.to_dict(), data_id(train_set), lr_range_test=settings)
-        rec = store.run_once(key, compute)
+        rec = _run_once(store, key, compute)
     return LRRangeResult(tuple(rec["lrs"]), tuple(rec["losses"]), tuple(rec["smoothed"]),
                          rec["lr_min_loss"], rec["lr_diverged"], rec["steps"],
                          rec["wall_time_s"])
