@@ -224,7 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--calibration-batch-sizes", type=lambda t: _int_list(t, lo=2),
                     default=None, metavar="B1,B2,...",
                     help="batch sizes whose batch top eigenvalue is measured for the "
-                         "spread (default: three spanning --batch-sizes)")
+                         "spread (default: the smallest, middle and largest of "
+                         "--batch-sizes up to N/4)")
     pr.add_argument("--batches-per-size", type=_count, default=4,
                     help="random batches per calibration size, >= 2 (default: %(default)s)")
     pr.add_argument("--lanczos-steps", type=_count, default=20,

@@ -484,10 +484,11 @@ def _batch_sizes(name: str, values: Any, N: int) -> np.ndarray:
 
 
 def _default_calibration(sizes: np.ndarray, N: int) -> np.ndarray:
-    """Three sizes spanning the request (smallest, geometric middle, largest ≤ N/4)."""
-    lo = max(int(sizes.min()), 2)
-    hi = max(min(int(sizes.max()), N // 4), lo)
-    return np.unique(np.round(np.geomspace(lo, hi, 3)).astype(np.int64))
+    """Up to three of the requested sizes (smallest, middle, largest) in [2, N/4]."""
+    ok = sizes[(sizes >= 2) & (sizes <= max(N // 4, 2))]
+    if not ok.size:
+        return np.asarray([max(int(sizes.min()), 2)], dtype=np.int64)
+    return np.unique(ok[[0, len(ok) // 2, -1]])
 
 
 # --------------------------------------------------------------------------- distributed
@@ -596,8 +597,8 @@ def predict_lr(model: nn.Module, loss_fn: Callable[..., torch.Tensor], data: Any
     noise_model : {"directional", "wigner", "wishart"}
         The model of the batch λ₁ (:data:`NOISE_MODELS`; see the module docstring).
     calibration_batch_sizes : iterable of int, optional
-        Sizes at which the batch λ₁ is measured for the spread (default: three sizes
-        spanning ``batch_sizes``, at most N/4).
+        Sizes at which the batch λ₁ is measured for the spread (default: the smallest,
+        middle and largest of ``batch_sizes`` in [2, N/4]).
     batches_per_size : int
         Random batches per calibration size, >= 2.
     num_steps : int

@@ -266,3 +266,10 @@ def test_hessian_variance_along_given_vectors_is_exact():
         hessian_variance(op, vectors=torch.zeros(P))
     with pytest.raises(TypeError, match="vectors must be a torch.Tensor"):
         hessian_variance(op, vectors=[1.0] * P)
+
+
+def test_main_entry_points_show_an_example():
+    from rmtlr.sweeps import lr_range_test
+
+    for fn in (predict_lr, lr_range_test):
+        assert ">>> " in fn.__doc__, fn.__name__
