@@ -273,3 +273,24 @@ def test_main_entry_points_show_an_example():
 
     for fn in (predict_lr, lr_range_test):
         assert ">>> " in fn.__doc__, fn.__name__
+
+
+def test_chapter_12_plotting_helpers_draw_what_they_are_given(result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rmtlr import plotting
+
+    *_, res = result
+    fig, axes = plotting.subplots(2)
+    plotting.batch_lam1_models(axes[0], res, title="tiny")
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert "directional (used)" in labels and "wishart" in labels
+    B = res.batch_sizes
+    plotting.stable_rates(axes[1], B, res.lr, np.r_[res.lr[:-1] * 1.2, np.inf],
+                          predicted=res.lr, predicted_range=(res.lr_low, res.lr_high),
+                          baselines={"linear": res.lr[0] * B / B[0]})
+    lines = {ln.get_label(): ln for ln in axes[1].get_lines()}
+    np.testing.assert_allclose(lines["linear"].get_ydata(), res.lr[0] * B / B[0])
+    assert axes[1].get_xscale() == "log" and axes[1].get_yscale() == "log"
+    matplotlib.pyplot.close(fig)
