@@ -17,6 +17,8 @@ on those above it:
 - :mod:`rmtlr.learner` — learning rate and momentum from Lanczos (the paper's Sec. 10.2).
 - :mod:`rmtlr.noise_scale` — the gradient noise scale of McCandlish et al. (2018).
 - :mod:`rmtlr.stability` — batch sharpness and mean-square stability thresholds.
+- :mod:`rmtlr.predict` — :func:`~rmtlr.predict.predict_lr`: the largest stable learning
+  rate at any batch size, from the curvature of your own network.
 - :mod:`rmtlr.notebook`, :mod:`rmtlr.plotting` — chapter set-up, glue, and figure style.
 
 ``import rmtlr`` is cheap: the subpackages and the main entry points below are imported on
@@ -78,6 +80,7 @@ _ENTRY_POINTS = {
     "expected_batch_sharpness": "rmtlr.stability",
     "mean_square_stability_threshold": "rmtlr.stability",
     "gradient_noise_scale": "rmtlr.noise_scale",
+    "predict_lr": "rmtlr.predict",
 }
 
 __all__ = ["__version__", *_SUBMODULES, *_ENTRY_POINTS]  # noqa: PLE0604 (all strings)

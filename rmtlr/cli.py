@@ -1,13 +1,19 @@
-"""Command line: ``rmtlr sweep``, ``rmtlr spectrum``, ``rmtlr lr-rule`` (for scripts and clusters).
+"""Command line: ``rmtlr predict``, ``sweep``, ``spectrum``, ``lr-rule`` (for scripts and clusters).
 
 Run ``rmtlr COMMAND --help`` for every option. Results are JSON/JSONL so that figures can
-be redrawn without recomputing, and ``rmtlr sweep`` resumes where it stopped.
+be redrawn without recomputing, and ``rmtlr sweep`` resumes where it stopped. Under
+``torchrun`` (``WORLD_SIZE`` > 1) ``predict`` and ``sweep`` initialise ``torch.distributed``
+themselves (NCCL on CUDA, else gloo) and share the work over the processes; only rank 0
+prints and writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
+import os
 import sys
 import warnings
 from collections.abc import Mapping
@@ -77,6 +83,24 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from err
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """Parse ``I/N`` with 0 <= I < N (a job-array index and the array's size)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected I/N (e.g. 0/4), got {text!r}") from err
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def _fraction(text: str) -> float:
+    v = _nonnegative(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return v
 
 
@@ -155,6 +179,74 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--results", type=_text, required=True, metavar="PATH",
                     help="JSONL results file (appended to; created if missing; several "
                          "sweeps may share it: each run is trained once)")
+    sw.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                    help="run only shard I of N (0 <= I < N): the runs whose position in "
+                         "the grid (batch size, then seed) is I mod N. For job arrays: N "
+                         "jobs with --shard $SLURM_ARRAY_TASK_ID/N share one --results file; "
+                         "a killed job is rerun with the same command and trains only what "
+                         "is missing")
+
+    pr = sub.add_parser(
+        "predict", help="predict the largest stable learning rate per batch size for your "
+                        "network (rmtlr.predict_lr)",
+        description="Measure the curvature of your network on your data (full-data top "
+                    "Hessian eigenvalue by Lanczos, Algorithm 1's Hessian variance in random "
+                    "directions and along the top eigenvector, the Gauss-Newton bulk level, "
+                    "and the batch top eigenvalue at a few calibration batch sizes) and "
+                    "predict, per batch size, the batch top eigenvalue and the largest "
+                    "stable learning rate: SGD 2(1+momentum)/lambda'_1(B), or Adam's bound. "
+                    "Your code comes in through --entry: a function taking no arguments "
+                    "that returns (model, loss_fn, dataset), with loss_fn(output, y) the "
+                    "mean or sum over a batch and dataset a map-style torch Dataset (or a "
+                    "DataLoader, or a list of (x, y) batches) without random augmentation. "
+                    "Writes the result as JSON (--output) and prints a table. Under torchrun "
+                    "the work is shared over the processes.")
+    pr.add_argument("--entry", required=True, metavar="MODULE:FUNCTION",
+                    help="where your model and data come from: an importable module "
+                         "(the current directory is on the path), or a file path "
+                         "'path/to/file.py:make', and the function to call")
+    pr.add_argument("--batch-sizes", type=_int_list, required=True, metavar="B1,B2,...",
+                    help="batch sizes to predict for, each <= the number of samples N")
+    pr.add_argument("--checkpoint", type=_text, default=None, metavar="PATH",
+                    help="a state_dict (or a dict with one under 'state_dict') loaded into "
+                         "the model before measuring; default: the weights --entry returns")
+    pr.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"),
+                    help="optimiser the rates are for (default: %(default)s)")
+    pr.add_argument("--momentum", type=_fraction, default=0.0,
+                    help="SGD heavy-ball momentum rho in [0, 1): the stable rate is "
+                         "2(1+rho)/lambda (default: %(default)s)")
+    pr.add_argument("--delta", type=_positive, default=1e-8,
+                    help="Adam damping delta (PyTorch's eps; default: %(default)s)")
+    pr.add_argument("--noise-model", default="directional",
+                    choices=("directional", "wigner", "wishart"),
+                    help="model of the batch top eigenvalue (default: %(default)s, Theorem 4 "
+                         "with the noise measured along the top eigenvector)")
+    pr.add_argument("--calibration-batch-sizes", type=lambda t: _int_list(t, lo=2),
+                    default=None, metavar="B1,B2,...",
+                    help="batch sizes whose batch top eigenvalue is measured for the "
+                         "spread (default: the smallest, middle and largest of "
+                         "--batch-sizes up to N/4)")
+    pr.add_argument("--batches-per-size", type=_count, default=4,
+                    help="random batches per calibration size, >= 2 (default: %(default)s)")
+    pr.add_argument("--lanczos-steps", type=_count, default=20,
+                    help="Lanczos steps for the full-data eigenvalue (default: %(default)s)")
+    pr.add_argument("--num-vectors", type=_count, default=8,
+                    help="random vectors of Algorithm 1 and the trace, >= 2 "
+                         "(default: %(default)s)")
+    pr.add_argument("--variance-samples", type=_count, default=512,
+                    help="samples of the subset for the variances (default: %(default)s)")
+    pr.add_argument("--full-samples", type=_count, default=None,
+                    help="samples of the full-data operator (default: all; fewer are "
+                         "corrected through the noise model)")
+    pr.add_argument("--recalibrate-bn", action="store_true",
+                    help="first set BatchNorm running statistics to their average over the "
+                         "data (for a network at initialisation)")
+    pr.add_argument("--device", default=None,
+                    help="torch device for the products (default: the model's; under "
+                         "torchrun with CUDA, this process's GPU)")
+    pr.add_argument("--seed", type=_seed, default=0, help="seed of subsets and batches (>= 0)")
+    pr.add_argument("--output", type=_text, default=None, metavar="PATH",
+                    help="write the result as JSON to this file")
 
     sp = sub.add_parser(
         "spectrum", help="top Hessian eigenvalues of a network: full data vs one batch",
@@ -262,8 +354,8 @@ def _build_model(a, ds):
     return model
 
 
-def _load_checkpoint(a, model) -> None:
-    """Load ``--checkpoint`` into ``model``.
+def _load_checkpoint(a, model, fits: str | None = None) -> None:
+    """Load ``--checkpoint`` into ``model`` (``fits`` names the model in messages).
 
     A state_dict, or a dict with one under ``state_dict``; anything else, or another
     model's weights, is a ValueError.
@@ -290,8 +382,93 @@ def _load_checkpoint(a, model) -> None:
         model.load_state_dict(state)
     except RuntimeError as err:
         detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        raise ValueError(f"--checkpoint {path!r} does not fit --model {a.model} with --model-kw "
-                         f"{json.dumps(a.model_kw)}: {detail[:400]}") from err
+        fits = fits or f"--model {a.model} with --model-kw {json.dumps(a.model_kw)}"
+        raise ValueError(f"--checkpoint {path!r} does not fit {fits}: {detail[:400]}") from err
+
+
+def _init_distributed(device: str | None) -> int:
+    """Join the process group when launched by torchrun; return this process's rank.
+
+    ``WORLD_SIZE`` > 1 in the environment means torchrun (or another launcher setting the
+    ``env://`` variables) started several copies: NCCL when they use CUDA (each on the GPU
+    ``LOCAL_RANK``), gloo otherwise.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.get_rank() if dist.is_initialized() else 0
+    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank()
+
+
+def _load_entry(text: str):
+    """Import ``module:function`` (or ``file.py:function``) and return what it returns."""
+    mod_name, sep, fn_name = text.rpartition(":")
+    if not sep or not mod_name or not fn_name:
+        raise ValueError(f"--entry must be MODULE:FUNCTION or path/to/file.py:FUNCTION, got "
+                         f"{text!r}")
+    if mod_name.endswith(".py") or os.sep in mod_name:
+        path = Path(mod_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"--entry: no file {mod_name!r}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(mod_name)
+        except ModuleNotFoundError as err:
+            raise ValueError(f"--entry: cannot import module {mod_name!r} ({err})") from err
+    fn = getattr(module, fn_name, None)
+    if fn is None:
+        raise ValueError(f"--entry: {mod_name!r} has no function {fn_name!r}")
+    if not callable(fn):
+        raise TypeError(f"--entry: {mod_name}.{fn_name} is not callable")
+    out = fn()
+    if not (isinstance(out, (tuple, list)) and len(out) == 3):
+        raise ValueError(f"--entry: {text} must return (model, loss_fn, dataset), got "
+                         f"{type(out).__name__}")
+    return out
+
+
+def _cmd_predict(a) -> int:
+    from rmtlr.predict import predict_lr, recalibrate_batch_norm
+    from rmtlr.results import check_writable
+
+    rank = _init_distributed(a.device)
+    if a.output and rank == 0:
+        check_writable(a.output, what="--output")  # before the minutes of computing
+    model, loss_fn, dataset = _load_entry(a.entry)
+    if a.checkpoint:
+        _load_checkpoint(a, model, fits=f"the model of --entry {a.entry}")
+    if a.recalibrate_bn:
+        recalibrate_batch_norm(model, dataset, device=a.device)
+    res = predict_lr(model, loss_fn, dataset, a.batch_sizes, optimizer=a.optimizer,
+                     momentum=a.momentum, delta=a.delta, noise_model=a.noise_model,
+                     calibration_batch_sizes=a.calibration_batch_sizes,
+                     batches_per_size=a.batches_per_size, num_steps=a.lanczos_steps,
+                     num_vectors=a.num_vectors, variance_samples=a.variance_samples,
+                     full_samples=a.full_samples, device=a.device, seed=a.seed,
+                     progress=None if rank == 0 else False)
+    if rank != 0:
+        return 0
+    inp = res.inputs
+    print(f"P = {inp.P}, N = {inp.N}, full-data lambda_1 = {inp.lam1:.5g}, noise model: "
+          f"{res.noise_model}, optimizer: {res.optimizer}, {res.seconds['total']:.1f} s"
+          + (f" on {res.world_size} processes" if res.world_size > 1 else ""))
+    print(res.table())
+    if a.output:
+        with open(a.output, "w", encoding="utf-8") as f:
+            json.dump(res.to_dict(), f, indent=1, allow_nan=False)
+            f.write("\n")
+        print(f"written to {a.output}")
+    return 0
 
 
 def _cmd_sweep(a) -> int:
@@ -302,6 +479,7 @@ def _cmd_sweep(a) -> int:
                        epochs=a.epochs, steps=a.steps, momentum=a.momentum,
                        weight_decay=a.weight_decay, eps=a.eps, schedule=a.schedule,
                        augment=a.augment, model_kw=a.model_kw, data_kw=a.data_kw)
+    rank = _init_distributed(a.device)
     prof, device = _profile_and_device(a)
     train_set = _load_data(a)
     _build_model(a, train_set)
@@ -312,9 +490,14 @@ def _cmd_sweep(a) -> int:
             raise ValueError(f"no batch size of profile {prof.name} {prof.batch_sizes} is <= "
                              f"N = {len(train_set)}; give --batch-sizes")
     seeds = a.seeds if a.seeds is not None else list(range(prof.seeds))
-    print(f"profile: {prof.name}, device: {device}, batch sizes: {sizes}, seeds: {seeds}")
+    shard = "" if a.shard is None else f", shard {a.shard[0]}/{a.shard[1]}"
+    if rank == 0:
+        print(f"profile: {prof.name}, device: {device}, batch sizes: {sizes}, seeds: "
+              f"{seeds}{shard}")
     recs = sweep(sizes, a.lr_rule, a.results, base, seeds=seeds, train_set=train_set,
-                 device=device, profile=prof.name)
+                 device=device, profile=prof.name, shard=a.shard)
+    if rank != 0:
+        return 0
     print(f"data: {train_set.description}")
     print(f"{'B':>6} {'seed':>4} {'lr':>10} {'outcome':>9} {'final loss':>10}")
     for r in recs:
@@ -408,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0, or 2 after an ``error:`` line for bad input.
     """
     args = _parser().parse_args(argv)
-    handler = {"sweep": _cmd_sweep, "spectrum": _cmd_spectrum, "lr-rule": _cmd_lr_rule}
+    handler = {"predict": _cmd_predict, "sweep": _cmd_sweep, "spectrum": _cmd_spectrum,
+               "lr-rule": _cmd_lr_rule}
     seen: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:

@@ -13,12 +13,16 @@
 - :func:`max_stable_lr`: a geometric grid, then log-space bisection, for the largest rate
   that trains stably: the empirical counterpart of α_max = 2/λ'_1 (Eq. 24 of Granziol,
   Zohren & Roberts 2022). With ``results=`` its trials are stored and reused the same way.
+- :func:`lr_range_test`: Smith's (2017) learning-rate range test, one short run with the
+  rate growing exponentially, the practitioner's cheap estimate of the largest usable rate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +30,20 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from rmtlr import data as rdata
+from rmtlr import models
 from rmtlr.lr_rules import lr_rule_from_spec
 from rmtlr.profiles import get_profile
 from rmtlr.progress import progress_bar
-from rmtlr.results import ResultsFile, data_id, run_key
+from rmtlr.results import ResultsFile, data_id, provenance, run_key
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
-from rmtlr.train import TrainConfig, train
+from rmtlr.train import TrainConfig, distributed_world, num_classes_of, train
 
-__all__ = ["MaxLRResult", "SweepPoint", "Trial", "is_stable", "max_stable_lr", "num_updates",
-           "summarize_sweep", "sweep", "thin_step_loss", "updates_config"]
+__all__ = ["LRRangeResult", "MaxLRResult", "SweepPoint", "Trial", "is_stable",
+           "lr_range_test", "max_stable_lr", "num_updates", "summarize_sweep", "sweep",
+           "thin_step_loss", "updates_config"]
 
 
 def _seed_list(seeds: Any) -> list[int]:
@@ -47,6 +54,48 @@ def _seed_list(seeds: Any) -> list[int]:
     if not out:
         raise ValueError("seeds must be a non-empty sequence of integers >= 0, got none")
     return out
+
+
+def _check_shard(shard: Any) -> tuple[int, int]:
+    if isinstance(shard, (str, bytes)) or not isinstance(shard, Iterable):
+        raise TypeError(f"shard must be a pair (i, n) with 0 <= i < n, got {shard!r}")
+    pair = tuple(shard)
+    if len(pair) != 2:
+        raise ValueError(f"shard must be a pair (i, n) with 0 <= i < n, got {shard!r}")
+    n = integer("shard n (number of shards)", pair[1], lo=1)
+    return integer("shard i (this shard)", pair[0], lo=0, hi=n - 1), n
+
+
+def _run_once(store: ResultsFile, key: str, compute: Callable[[], dict], *,
+              wait: bool = True) -> dict | None:
+    """:meth:`ResultsFile.run_once`, and under ``torchrun`` the same with every rank computing.
+
+    Rank 0 looks the key up and holds the claim; its decision is broadcast, all ranks call
+    ``compute`` together (a DistributedDataParallel run), rank 0 appends the record and
+    every rank returns it.
+    """
+    rank, world = distributed_world()
+    if world == 1:
+        return store.run_once(key, compute, wait=wait)
+    with contextlib.ExitStack() as stack:
+        decision: list[Any] = [None]
+        if rank == 0:
+            rec = store.find(key)
+            if rec is None:
+                held = stack.enter_context(store.claim(key, wait=wait))
+                rec = store.find(key) if held else None
+                decision = [("done", rec) if rec is not None
+                            else ("compute", None) if held else ("busy", None)]
+            else:
+                decision = [("done", rec)]
+        dist.broadcast_object_list(decision, src=0)
+        what, rec = decision[0]
+        if what != "compute":
+            return rec
+        out = compute()
+        final = [store.append({**out, "key": key}) if rank == 0 else None]
+        dist.broadcast_object_list(final, src=0)
+        return final[0]
 
 
 def _run_record(cfg: TrainConfig, data: dict, profile: str, step_loss_points: int | None = None,
@@ -190,8 +239,9 @@ def updates_config(base: TrainConfig, batch_size: int, *, N: int, updates: int) 
 def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
           results: str | Path, base: TrainConfig, *, seeds: Iterable[int] = (0,),
           train_set: Any = None, val_set: Any = None, device: str | torch.device | None = None,
-          profile: str | None = None, progress: bool | None = None,
-          updates: int | None = None, step_loss_points: int | None = None) -> list[dict]:
+          profile: str | None = None, shard: tuple[int, int] | None = None,
+          progress: bool | None = None, updates: int | None = None,
+          step_loss_points: int | None = None) -> list[dict]:
     """Train ``base`` at every batch size B with α = lr_rule(B), once per seed; resumable.
 
     Every argument, the learning rates of the whole grid and the results path are checked
@@ -223,6 +273,10 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     profile : str, optional
         ``"quick"`` or ``"full"`` (default: the active profile): chooses the default
         device and is stored with every record.
+    shard : tuple of int, optional
+        (i, n): run only shard i of n, the runs whose position in the grid (B-major, then
+        seed) is i modulo n; for the n tasks of a job array writing to one results file.
+        Shards of one grid are disjoint and together cover it.
     progress : bool, optional
         A progress bar over the runs.
     updates : int, optional
@@ -239,17 +293,18 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
     Returns
     -------
     list of dict
-        The records of this grid (old and new), in grid order: B-major, then seed.
+        The records of this grid (or of its shard; old and new), in grid order: B-major,
+        then seed.
 
     Raises
     ------
     ValueError
         For bad input (a batch size above N, a rate that is not finite and > 0, a bad
-        seed, a bad ``updates`` or ``step_loss_points``, an unwritable or corrupt results
-        file, an unusable device), before any training.
+        seed or shard, a bad ``updates`` or ``step_loss_points``, an unwritable or corrupt
+        results file, an unusable device), before any training.
     TypeError
-        If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` not a
-        sequence.
+        If ``base`` is not a TrainConfig, ``lr_rule`` not callable, or ``seeds`` or
+        ``shard`` not a sequence.
 
     Examples
     --------
@@ -277,6 +332,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
         updates = integer("updates (optimiser steps per run)", updates)
     if step_loss_points is not None:
         step_loss_points = integer("step_loss_points", step_loss_points)
+    part, parts = (0, 1) if shard is None else _check_shard(shard)
     prof = get_profile(profile, device=device)  # checks device; warns at most once
     prof_name, dev = prof.name, prof.device
     rates = []
@@ -301,6 +357,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
                 else updates_config(base, B, N=N, updates=updates))
         configs += [dataclasses.replace(at_B, lr=lr, seed=s) for s in seed_list]
     data = data_id(train_set, val_set)
+    configs = configs[part::parts]
     keys = [run_key(cfg.to_dict(), data) for cfg in configs]
     out: dict[str, dict] = {}
     bar = progress_bar(total=len(configs), desc="sweep", progress=progress, leave=True)
@@ -309,7 +366,7 @@ def sweep(batch_sizes: Iterable[int], lr_rule: Callable[[float], float] | str,
         for cfg, key in zip(configs, keys):
             if key in out:
                 continue
-            rec = store.run_once(key, lambda cfg=cfg: _run_record(
+            rec = _run_once(store, key, lambda cfg=cfg: _run_record(
                 cfg, data, prof_name, step_loss_points, train_set=train_set,
                 val_set=val_set, device=dev), wait=wait)
             if rec is not None:
@@ -497,7 +554,7 @@ def max_stable_lr(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.
         if store is None:
             rec = train(run, train_set=train_set, val_set=val_set, device=dev, progress=False)
         else:
-            rec = store.run_once(run_key(run.to_dict(), data), lambda: _run_record(
+            rec = _run_once(store, run_key(run.to_dict(), data), lambda: _run_record(
                 run, data, prof_name, step_loss_points, train_set=train_set,
                 val_set=val_set, device=dev))
         ok = bool(stable(rec))
@@ -627,3 +684,176 @@ def summarize_sweep(records: Iterable[dict], *, stable: Callable[[dict], bool]
                               tuple(r["outcome"] != "ok" for r in runs), accs,
                               float(sum(r.get("wall_time_s") or 0.0 for r in runs))))
     return out
+
+
+@dataclass(frozen=True)
+class LRRangeResult:
+    """Result of :func:`lr_range_test`.
+
+    Attributes
+    ----------
+    lrs : tuple of float
+        The rate of every step taken.
+    losses : tuple of float
+        The batch loss of every step (before its update).
+    smoothed : tuple of float
+        The bias-corrected exponential moving average of ``losses``.
+    lr_min_loss : float
+        The rate where the smoothed loss is lowest: beyond it a larger rate no longer
+        lowers the loss, Smith's (2017) upper bound for the rate.
+    lr_diverged : float or None
+        The rate at which the run stopped because the loss diverged (non-finite, or above
+        ``diverge_factor`` × the lowest smoothed loss); None if it never did.
+    steps : int
+        Steps taken.
+    wall_time_s : float
+        Seconds of training.
+    """
+
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]
+    smoothed: tuple[float, ...]
+    lr_min_loss: float
+    lr_diverged: float | None
+    steps: int
+    wall_time_s: float
+
+
+def lr_range_test(cfg: TrainConfig, *, lr_min: float = 1e-4, lr_max: float = 10.0,
+                  steps: int = 100, smoothing: float = 0.9, diverge_factor: float = 4.0,
+                  train_set: Any = None, device: str | torch.device | None = None,
+                  results: str | Path | None = None) -> LRRangeResult:
+    r"""Smith's (2017) learning-rate range test: one run with the rate growing exponentially.
+
+    From the initial weights of ``cfg`` (the same as :func:`rmtlr.train.train` builds for
+    ``cfg.seed``), step t of T = ``steps`` uses
+
+    .. math:: α_t = α_{\min}\,(α_{\max}/α_{\min})^{t/(T-1)}
+
+    with ``cfg``'s optimiser (momentum, damping, weight decay) and batch size. The batch
+    losses are smoothed by an exponential moving average with bias correction; the run
+    stops when a loss is not finite or exceeds ``diverge_factor`` × the lowest smoothed
+    loss. The estimate of the largest usable rate is where the smoothed loss is lowest.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run; its ``lr``, ``schedule``, ``epochs`` and ``steps`` are not used.
+    lr_min : float
+        The first rate, 0 < lr_min < lr_max.
+    lr_max : float
+        The last rate, finite.
+    steps : int
+        Steps from ``lr_min`` to ``lr_max``, >= 2.
+    smoothing : float
+        Weight of the past in the moving average, in [0, 1).
+    diverge_factor : float
+        Stop when a loss exceeds this multiple of the lowest smoothed loss, > 1.
+    train_set : torch.utils.data.Dataset, optional
+        Default ``rmtlr.data.load(cfg.dataset, **cfg.data_kw)``.
+    device : str or torch.device, optional
+        Default: the profile's.
+    results : str or pathlib.Path, optional
+        A results file: the test is stored there and read back when repeated.
+
+    Returns
+    -------
+    LRRangeResult
+        Rates, losses, the estimate and where the run diverged.
+
+    Raises
+    ------
+    TypeError
+        If ``cfg`` is not a TrainConfig, or a number is not one.
+    ValueError
+        For an argument out of range, or a batch size above N.
+
+    Examples
+    --------
+    >>> from rmtlr import data
+    >>> res = lr_range_test(TrainConfig(batch_size=32), steps=40, lr_min=1e-3, lr_max=100.0,
+    ...                     train_set=data.gaussian_mixture(n=512, seed=0), device="cpu")
+    >>> 1e-3 < res.lr_min_loss < 100.0
+    True
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    lr_max = finite_scalar("lr_max", lr_max, lo=0, lo_open=True)
+    lr_min = finite_scalar("lr_min", lr_min, lo=0, hi=lr_max, lo_open=True, hi_open=True)
+    steps = integer("steps", steps, lo=2)
+    smoothing = finite_scalar("smoothing", smoothing, lo=0, hi=1, hi_open=True)
+    diverge_factor = finite_scalar("diverge_factor", diverge_factor, lo=1, lo_open=True)
+    dev = get_profile(None, device=device).device
+    if train_set is None:
+        train_set = rdata.load(cfg.dataset, "train", seed=0, **cfg.data_kw)
+    if cfg.batch_size > len(train_set):
+        raise ValueError(f"batch_size must be <= N = {len(train_set)}, got {cfg.batch_size}")
+    settings = {"lr_min": lr_min, "lr_max": lr_max, "steps": steps, "smoothing": smoothing,
+                "diverge_factor": diverge_factor}
+
+    def compute() -> dict:
+        return _range_test(cfg, train_set, dev, **settings)
+
+    if results is None:
+        rec = compute()
+    else:
+        store = ResultsFile(results)
+        store.check_writable()
+        key = run_key(cfg.to_dict(), data_id(train_set), lr_range_test=settings)
+        rec = _run_once(store, key, compute)
+    return LRRangeResult(tuple(rec["lrs"]), tuple(rec["losses"]), tuple(rec["smoothed"]),
+                         rec["lr_min_loss"], rec["lr_diverged"], rec["steps"],
+                         rec["wall_time_s"])
+
+
+def _range_test(cfg: TrainConfig, train_set: Any, device: torch.device, *, lr_min: float,
+                lr_max: float, steps: int, smoothing: float, diverge_factor: float) -> dict:
+    """Run the range test and return its record (JSON-ready)."""
+    torch.manual_seed(cfg.seed)  # the initial weights train() builds for this seed
+    model = models.build(cfg.model, num_classes_of(train_set), **cfg.model_kw).to(device)
+    model.train()
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr_min, momentum=cfg.momentum,
+                              weight_decay=cfg.weight_decay)
+    else:
+        cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+        opt = cls(model.parameters(), lr=lr_min, betas=cfg.betas, eps=cfg.eps,
+                  weight_decay=cfg.weight_decay)
+    rates = np.geomspace(lr_min, lr_max, steps)
+    lrs, losses, smoothed = [], [], []
+    avg, best, diverged = 0.0, math.inf, None
+    t0 = time.perf_counter()
+    epoch = 0
+    while len(lrs) < steps and diverged is None:
+        loader = rdata.make_loader(train_set, cfg.batch_size, shuffle=True,
+                                   seed=cfg.seed + epoch, num_workers=0)
+        epoch += 1
+        for xb, yb in loader:
+            lr = float(rates[len(lrs)])
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = torch.nn.functional.cross_entropy(model(xb.to(device)).float(),
+                                                     yb.to(device))
+            value = loss.item()
+            lrs.append(lr)
+            losses.append(value if math.isfinite(value) else None)
+            if not math.isfinite(value):
+                diverged = lr
+                break
+            avg = smoothing * avg + (1 - smoothing) * value
+            smooth = avg / (1 - smoothing ** len(lrs))
+            smoothed.append(smooth)
+            best = min(best, smooth)
+            if value > diverge_factor * best:
+                diverged = lr
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if len(lrs) >= steps:
+                break
+    i = int(np.argmin(smoothed))
+    return {"config": cfg.to_dict(), "lrs": lrs, "losses": losses, "smoothed": smoothed,
+            "lr_min_loss": lrs[i], "lr_diverged": diverged, "steps": len(lrs),
+            "wall_time_s": time.perf_counter() - t0, "N": len(train_set),
+            **provenance(device)}

@@ -9,7 +9,11 @@
   constant rate or Eq. 23; per-epoch loss/accuracy; divergence (a non-finite or exploding
   loss) is an *outcome*, not a crash; an optional callback after every epoch (the Lanczos
   learner, :class:`rmtlr.learner.LearnerCallback`, or :class:`IterateAveraging`) and a
-  per-epoch checkpoint from which an interrupted run continues exactly.
+  per-epoch checkpoint from which an interrupted run continues exactly. Launched by
+  ``torchrun`` (an initialised ``torch.distributed`` group of more than one process,
+  :func:`distributed_world`), it trains with DistributedDataParallel: every rank draws the
+  same global batch of B and trains on its B/world samples, so the run is the
+  single-process run.
 - :func:`train_stored`: one run, read back from a results file if it is there, else
   trained (resuming its checkpoint) and stored.
 
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
@@ -40,8 +45,8 @@ from rmtlr.progress import progress_bar
 from rmtlr.results import ResultsFile, data_id, provenance, run_key
 from rmtlr.rmt.validation import finite_scalar, integer, random_seed
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "IterateAveraging", "TrainConfig", "eq23_lr", "evaluate",
-           "num_classes_of", "random_crop_flip", "train", "train_stored"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "IterateAveraging", "TrainConfig", "distributed_world",
+           "eq23_lr", "evaluate", "num_classes_of", "random_crop_flip", "train", "train_stored"]
 
 #: Optimisers :func:`train` knows.
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -583,7 +588,8 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
           model: nn.Module | None = None, device: str | torch.device | None = None,
           progress: bool | None = None, callback: Any = None,
-          checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+          checkpoint: str | os.PathLike | None = None,
+          distributed: bool | None = None) -> dict[str, Any]:
     """Train one network and return a JSON-ready record of the run.
 
     Divergence, a batch loss that is not finite or exceeds ``cfg.explode`` × the initial
@@ -633,6 +639,14 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
         An object with ``on_epoch_end(epoch, model, optimizer)`` (see above).
     checkpoint : str or os.PathLike, optional
         File for the per-epoch state (see above); None: no checkpoint.
+    distributed : bool, optional
+        Train with DistributedDataParallel over the initialised process group (every rank
+        calls :func:`train` with the same arguments; each computes B/world samples of every
+        batch, gradients are averaged, and the batch losses are all-reduced, so all ranks
+        take the same steps and return the same record). None (default): whenever
+        :func:`distributed_world` reports more than one process. BatchNorm statistics are
+        then per rank, as in PyTorch's DDP; convert with ``nn.SyncBatchNorm`` for global
+        ones.
 
     Returns
     -------
@@ -652,8 +666,9 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
     ------
     ValueError
         For a batch size above N, a device that does not exist, integer inputs,
-        ``augment`` on non-image data, a data set whose classes cannot be told, or a
-        checkpoint of another run (configuration, data size, model size or callback).
+        ``augment`` on non-image data, a data set whose classes cannot be told, a
+        checkpoint of another run (configuration, data size, model size or callback), or,
+        when distributed, a batch size that is not a multiple of the number of processes.
     TypeError
         If ``cfg`` is not a :class:`TrainConfig`, or ``callback`` has no
         ``on_epoch_end``, or a checkpoint is asked for with a callback that has no
@@ -688,6 +703,13 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
     _check_inputs(train_set, "train_set", augment=cfg.augment)
     if val_set is not None:
         _check_inputs(val_set, "val_set", augment=False)
+    rank, world = distributed_world() if distributed is not False else (0, 1)
+    if distributed and world == 1:
+        raise ValueError("distributed=True needs an initialised torch.distributed process "
+                         "group with more than one process (launch with torchrun)")
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size must be a multiple of the {world} processes, got "
+                         f"{cfg.batch_size}")
     torch.manual_seed(cfg.seed)
     if model is None:
         model = models.build(cfg.model, num_classes_of(train_set), **cfg.model_kw)
@@ -695,6 +717,7 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
+    net = _ddp(model, device) if world > 1 else model
     opt = _make_optimizer(cfg, model.parameters())
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator().manual_seed(_augment_seed(cfg.seed)) if cfg.augment else None
@@ -760,12 +783,15 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
                     g["lr"] = lr
             if aug_gen is not None:
                 xb = random_crop_flip(xb, generator=aug_gen)
+            if world > 1:  # this rank's share of the global batch
+                share = cfg.batch_size // world
+                xb, yb = xb[rank * share:(rank + 1) * share], yb[rank * share:(rank + 1) * share]
             if cfg.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with amp:
-                out = model(xb)
+                out = net(xb)
                 loss = nn.functional.cross_entropy(out.float(), yb)
-            value = loss.item()
+            value = loss.item() if world == 1 else _global_mean(loss, world)
             step_loss.append(value)
             if not math.isfinite(value) or value > cfg.explode * initial:
                 outcome, diverged_at = "diverged", step
@@ -773,14 +799,16 @@ def train(cfg: TrainConfig, *, train_set: Any = None, val_set: Any = None,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += value * len(yb)
+            loss_sum += value * cfg.batch_size
             correct += (out.detach().argmax(1) == yb).sum()
-            seen += len(yb)
+            seen += cfg.batch_size
             step += 1
             bar.update(1)
             if step >= total:
                 break
         if seen:
+            if world > 1:
+                dist.all_reduce(correct)
             curves["epoch"].append(epoch)
             curves["lr"].append(float(opt.param_groups[0]["lr"]))
             curves["train_loss"].append(loss_sum / seen)
@@ -924,3 +952,31 @@ def train_stored(cfg: TrainConfig, results: str | os.PathLike, *, callback: Any 
         return {**rec, "test": test, "profile": profile, "data_id": data}
 
     return store.run_once(key, compute)
+
+
+def distributed_world() -> tuple[int, int]:
+    """Return (rank, number of processes) of the initialised ``torch.distributed`` group.
+
+    Returns
+    -------
+    tuple of int
+        (0, 1) unless ``torch.distributed`` is initialised (e.g. by ``torchrun``) with more
+        than one process.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _global_mean(loss: torch.Tensor, world: int) -> float:
+    """Return the batch loss over all ranks (equal shares), the same on every rank."""
+    t = loss.detach().float().clone()
+    dist.all_reduce(t)
+    return t.item() / world

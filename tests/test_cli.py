@@ -13,7 +13,7 @@ from rmtlr.cli import main
 @pytest.mark.parametrize("cmd,options", [
     ("sweep", ["--batch-sizes", "--lr-rule", "--optimizer", "--eps", "--schedule", "--results",
                "--seeds", "--momentum", "--weight-decay", "--model-kw", "--data-kw", "--augment",
-               "--profile"]),
+               "--profile", "--shard"]),
     ("spectrum", ["--batch-sizes", "--n-full", "--lanczos-steps", "--top-k", "--checkpoint"]),
     ("lr-rule", ["--alpha0", "--b0", "--lam1", "--params", "--sigma-eps", "--delta"]),
 ])
@@ -237,3 +237,111 @@ def test_spectrum_matches_dense_hessian(tmp_path, capsys):
     # whose HVP rounding (~1e-6 relative) sets the floor.
     assert res["full"]["top"] == pytest.approx(top, rel=1e-4)
     assert len(res["batch"]["16"]) == 2 and res["batch"]["16"][0] > 0
+
+
+ENTRY = '''
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+
+def make():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(96, 4, generator=g), torch.randint(0, 3, (96,), generator=g)
+    return model, nn.CrossEntropyLoss(), TensorDataset(x, y)
+
+
+def wrong():
+    return 1, 2
+'''
+PREDICT_FAST = ["--batches-per-size", "2", "--lanczos-steps", "10", "--num-vectors", "2",
+                "--variance-samples", "32", "--calibration-batch-sizes", "8,32"]
+
+
+def test_predict_help_documents_the_entry_and_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for opt in ("--entry", "MODULE:FUNCTION", "(model, loss_fn, dataset)", "--checkpoint",
+                "--batch-sizes", "--optimizer", "--momentum", "--delta", "--noise-model",
+                "--calibration-batch-sizes", "--lanczos-steps", "--output", "torchrun",
+                "--recalibrate-bn", "--full-samples"):
+        assert opt in text, opt
+
+
+def test_predict_end_to_end_with_a_module_in_tmp_path(tmp_path, monkeypatch, capsys):
+    from rmtlr.predict import predict_lr
+
+    (tmp_path / "mynet.py").write_text(ENTRY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
+    out = tmp_path / "pred.json"
+    assert main(["predict", "--entry", "mynet:make", "--batch-sizes", "8,32,96",
+                 "--momentum", "0.5", "--output", str(out), *PREDICT_FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "lam1_batch" in printed and f"written to {out}" in printed
+    d = json.loads(out.read_text())
+    lr = d["lr"]
+    assert d["batch_sizes"] == [8, 32, 96] and d["momentum"] == 0.5
+    assert all(v > 0 for v in lr) and lr == sorted(lr)
+    # The same numbers as the library call with the same settings.
+    import mynet
+
+    model, loss, ds = mynet.make()
+    ref = predict_lr(model, loss, ds, [8, 32, 96], momentum=0.5, batches_per_size=2,
+                     num_steps=10, num_vectors=2, variance_samples=32,
+                     calibration_batch_sizes=[8, 32], progress=False)
+    assert lr == pytest.approx(ref.lr.tolist(), rel=1e-6)
+    # A file path works too, and a checkpoint of other weights changes the answer.
+    model.load_state_dict({k: v * 1.5 for k, v in model.state_dict().items()})
+    torch.save(model.state_dict(), tmp_path / "ckpt.pt")
+    out2 = tmp_path / "pred2.json"
+    assert main(["predict", "--entry", f"{tmp_path / 'mynet.py'}:make", "--batch-sizes", "8,32,96",
+                 "--checkpoint", str(tmp_path / "ckpt.pt"), "--output", str(out2),
+                 *PREDICT_FAST]) == 0
+    d2 = json.loads(out2.read_text())
+    assert d2["inputs"]["lam1"] != pytest.approx(d["inputs"]["lam1"], rel=1e-3)
+
+
+@pytest.mark.parametrize(("args", "msg"), [
+    (["--entry", "mynet"], "--entry must be MODULE:FUNCTION"),
+    (["--entry", "nosuchmodule_xyz:make"], "cannot import module 'nosuchmodule_xyz'"),
+    (["--entry", "mynet:missing"], "has no function 'missing'"),
+    (["--entry", "mynet:wrong"], "must return (model, loss_fn, dataset)"),
+    (["--entry", "nofile.py:make"], "no file 'nofile.py'"),
+    (["--entry", "mynet:make", "--checkpoint", "ckpt_bad.pt"], "does not fit the model of --entry"),
+    (["--entry", "mynet:make", "--batch-sizes", "8,500"], "batch_sizes"),
+])
+def test_predict_bad_input_exits_2_naming_it(args, msg, tmp_path, monkeypatch, capsys):
+    (tmp_path / "mynet.py").write_text(ENTRY)
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "ckpt_bad.pt")
+    monkeypatch.chdir(tmp_path)
+    if "--batch-sizes" not in args:
+        args = [*args, "--batch-sizes", "8"]
+    assert main(["predict", *args, *PREDICT_FAST]) == 2
+    assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shard", ["2/2", "1", "a/b", "-1/2", "0/0"])
+def test_sweep_shard_must_be_i_of_n(shard, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--lr-rule", "const:0.1", "--results", "x.jsonl", "--shard", shard])
+    assert exc.value.code == 2
+    assert "I/N" in capsys.readouterr().err
+
+
+def test_sweep_shards_of_the_cli_cover_the_grid_once(tmp_path, capsys):
+    out = tmp_path / "runs.jsonl"
+    common = ["sweep", "--batch-sizes", "16,32,64", "--seeds", "0,1", "--lr-rule",
+              "linear:0.05:16", "--steps", "2", "--model-kw", '{"hidden": 8}', "--data-kw",
+              '{"n": 256}', "--results", str(out), "--device", "cpu", "--profile", "quick"]
+    assert main([*common, "--shard", "0/2"]) == 0
+    first = capsys.readouterr().out
+    assert "shard 0/2" in first and "3 runs" in first
+    assert main([*common, "--shard", "1/2"]) == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["config"]["batch_size"], r["config"]["seed"]) for r in recs) == sorted(
+        (b, s) for b in (16, 32, 64) for s in (0, 1))

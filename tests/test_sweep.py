@@ -406,3 +406,114 @@ def test_summarize_sweep_groups_seeds_and_applies_the_criterion(tmp_path):
                         stable=is_stable)
     with pytest.raises(ValueError, match="none"):
         summarize_sweep([], stable=is_stable)
+SHARDED = textwrap.dedent("""
+    import json, sys
+    import rmtlr.sweeps
+    from rmtlr import data
+    from rmtlr.sweeps import sweep
+    from rmtlr.train import TrainConfig
+
+    results, shard, log = sys.argv[1], tuple(int(v) for v in sys.argv[2].split("/")), sys.argv[3]
+    real_train = rmtlr.sweeps.train
+
+    def logged(cfg, **kw):  # append which run this process starts, before training it
+        with open(log, "a") as f:
+            f.write(json.dumps([cfg.batch_size, cfg.seed]) + "\\n")
+        return real_train(cfg, **kw)
+
+    rmtlr.sweeps.train = logged
+    ds = data.gaussian_mixture(n=512, seed=0)
+    base = TrainConfig(steps=150, model_kw={"hidden": 32})
+    sweep([8, 16, 32, 64, 128, 256], "linear:0.01:8", results, base, seeds=(0, 1),
+          train_set=ds, device="cpu", profile="quick", shard=shard)
+""")
+GRID = sorted((b, s) for b in (8, 16, 32, 64, 128, 256) for s in (0, 1))
+
+
+def test_sweep_split_over_two_shards_one_killed_and_rerun_has_every_run_once(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED)
+    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    logs = [tmp_path / "log0", tmp_path / "log1"]
+
+    def start(i):
+        return subprocess.Popen([sys.executable, str(script), str(out), f"{i}/2", str(logs[i])],
+                                env=env)
+
+    procs = [start(0), start(1)]
+    deadline = time.time() + 180
+    # Kill shard 1 once it has finished at least one run and started another.
+    while time.time() < deadline:
+        done1 = [r for r in (read_results(out) if out.exists() else [])
+                 if r["config"]["batch_size"] in (8, 32, 128) and r["config"]["seed"] == 1
+                 or r["config"]["batch_size"] in (16, 64, 256) and r["config"]["seed"] == 1]
+        started = logs[1].read_text().count("\n") if logs[1].exists() else 0
+        if done1 and started > len(done1):
+            break
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGKILL)
+    procs[1].wait()
+    finished_before = len(read_results(out))
+    assert procs[0].wait(timeout=300) == 0
+    mine = {(r["config"]["batch_size"], r["config"]["seed"]) for r in read_results(out)}
+    assert len(mine) < 12, "the kill must leave shard 1 unfinished for this test to mean anything"
+    assert finished_before >= 1
+    assert start(1).wait(timeout=300) == 0  # the same command again
+    recs = read_results(out)
+    assert sorted((r["config"]["batch_size"], r["config"]["seed"]) for r in recs) == GRID
+    assert len({r["key"] for r in recs}) == 12
+    # Shards are disjoint: shard 0 trained only its own runs (grid positions 0, 2, 4, ...).
+    trained0 = [tuple(json.loads(line)) for line in logs[0].read_text().splitlines()]
+    order = [(b, s) for b in (8, 16, 32, 64, 128, 256) for s in (0, 1)]
+    assert sorted(trained0) == sorted(order[0::2])
+
+
+def test_shards_partition_the_grid_and_bad_shards_are_refused(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    parts = [sweep([8, 16, 32], "const:0.01", out, BASE, seeds=(0, 1), train_set=DS,
+                   device="cpu", shard=(i, 4)) for i in range(4)]
+    got = [(r["config"]["batch_size"], r["config"]["seed"]) for p in parts for r in p]
+    assert sorted(got) == sorted((b, s) for b in (8, 16, 32) for s in (0, 1))
+    assert [len(p) for p in parts] == [2, 2, 1, 1]
+    for shard, exc in [((2, 2), ValueError), ((0, 0), ValueError), ((1,), ValueError),
+                       ("0/2", TypeError), ((0.5, 2), ValueError)]:
+        with pytest.raises(exc, match="shard"):
+            sweep([8], "const:0.01", out, BASE, train_set=DS, device="cpu", shard=shard)
+
+
+def test_lr_range_test_follows_the_exponential_schedule_and_is_stored(tmp_path):
+    cfg = TrainConfig(batch_size=32, model_kw={"hidden": 8})
+    out = tmp_path / "range.jsonl"
+    res = rmtlr.sweeps.lr_range_test(cfg, lr_min=1e-3, lr_max=1e3, steps=60, train_set=DS,
+                                     device="cpu", results=out)
+    n = res.steps
+    assert 2 <= n <= 60 and len(res.losses) == n
+    np.testing.assert_allclose(res.lrs, np.geomspace(1e-3, 1e3, 60)[:n], rtol=1e-12)
+    # At 1e3 the loss blows up: the run stops there, above the rate of the lowest loss.
+    assert res.lr_diverged is not None and res.lr_min_loss < res.lr_diverged
+    i = int(np.argmin(res.smoothed))
+    assert res.lr_min_loss == res.lrs[i]
+    # Bias-corrected moving average of the losses (weight 0.9 on the past).
+    avg, sm = 0.0, []
+    for t, v in enumerate(res.losses[:len(res.smoothed)], 1):
+        avg = 0.9 * avg + 0.1 * v
+        sm.append(avg / (1 - 0.9 ** t))
+    np.testing.assert_allclose(res.smoothed, sm, rtol=1e-12)
+    # The first step is at the initial weights train() builds for this seed, on the first
+    # batch of the seeded loader.
+    torch.manual_seed(0)
+    model = rmtlr.models.build("mlp", 10, in_dim=32, hidden=8)
+    xb, yb = next(iter(data.make_loader(DS, 32, shuffle=True, seed=0, num_workers=0)))
+    loss0 = torch.nn.functional.cross_entropy(model(xb), yb).item()
+    assert res.losses[0] == pytest.approx(loss0, rel=1e-6)
+    again = rmtlr.sweeps.lr_range_test(cfg, lr_min=1e-3, lr_max=1e3, steps=60, train_set=DS,
+                                       device="cpu", results=out)
+    assert again == res and len(read_results(out)) == 1
+    with pytest.raises(ValueError, match="lr_min"):
+        rmtlr.sweeps.lr_range_test(cfg, lr_min=2.0, lr_max=1.0, train_set=DS, device="cpu")
+    with pytest.raises(ValueError, match="steps"):
+        rmtlr.sweeps.lr_range_test(cfg, steps=1, train_set=DS, device="cpu")
+    with pytest.raises(TypeError, match="cfg must be a TrainConfig"):
+        rmtlr.sweeps.lr_range_test({"lr": 1}, train_set=DS, device="cpu")

@@ -11,7 +11,7 @@ Modules, each importing only those before it (and never another's private names)
 ``base`` (operator algebra), ``params`` and ``batches`` (flat vectors, data), ``hvp``
 (per-batch product kernels, which know nothing of operators), ``operators`` (the network
 operators: data handling, weighting, model state), then the algorithms ``lanczos``,
-``eigen``, ``density``, ``variance`` and ``distributed``, which use only the operators'
+``eigen``, ``density``, ``distributed`` and ``variance``, which use only the operators'
 public API. Arguments are checked with :mod:`rmtlr.rmt.validation` and devices with
 :func:`rmtlr.profiles.resolve_device`, as everywhere in :mod:`rmtlr`.
 """

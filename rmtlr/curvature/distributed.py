@@ -5,7 +5,11 @@ s_r = Σ_{b on r} n_b H_b v and n_r the rank's sample count, so one all-reduce o
 one of n_r give every rank the same product as a single process holding all the data —
 uneven shards included. Run :func:`rmtlr.curvature.lanczos` with the same ``seed`` on every
 rank: the start vector is drawn on the CPU from the seed, and all-reduce returns identical
-results everywhere, so the ranks stay in lock-step.
+results everywhere, so the ranks stay in lock-step. The same holds for
+:func:`~rmtlr.curvature.top_eigenpairs`, :func:`~rmtlr.curvature.slq_density` and
+:func:`~rmtlr.curvature.hutchinson_trace`, which only multiply by the operator, and for
+:func:`~rmtlr.curvature.hessian_variance`, which sums its per-unit statistics over ranks
+with :meth:`DistributedOperator.all_reduce`.
 """
 
 from __future__ import annotations
@@ -49,11 +53,27 @@ class DistributedOperator(CurvatureOperator):
         self.local, self.group = local, group
         self._P, self._dtype, self._device = local.shape[0], local.dtype, local.device
 
+    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum a tensor over the ranks of the operator's group, in place.
+
+        Parameters
+        ----------
+        t : torch.Tensor
+            This rank's part, on a device the group's backend supports.
+
+        Returns
+        -------
+        torch.Tensor
+            ``t`` itself, now holding the sum over ranks (the same on every rank).
+        """
+        dist.all_reduce(t, group=self.group)
+        return t
+
     def _reduce(self, V: torch.Tensor) -> torch.Tensor:
         total, n = self.local.accumulate(V)
         count = torch.tensor([float(n)], dtype=torch.float64, device=V.device)
-        dist.all_reduce(total, group=self.group)
-        dist.all_reduce(count, group=self.group)
+        self.all_reduce(total)
+        self.all_reduce(count)
         if count.item() == 0:
             raise ValueError("data is empty on every rank (no samples)")
         return self.local.check_product(total.div_(count.item()))

@@ -8,12 +8,14 @@ a network; Algorithm 1 measures the equivalent σ² from Hessian-vector products
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from rmtlr.curvature.distributed import DistributedOperator
 from rmtlr.curvature.operators import NetworkOperator
 from rmtlr.progress import progress_bar
 from rmtlr.rmt.validation import integer, random_seed
@@ -57,8 +59,10 @@ class HessianVariance:
     num_vectors: int
 
 
-def hessian_variance(op: NetworkOperator, num_vectors: int = 10, *, per_sample: bool = True,
-                     seed: int | None = 0, progress: bool | None = None) -> HessianVariance:
+def hessian_variance(op: NetworkOperator | DistributedOperator, num_vectors: int = 10, *,
+                     per_sample: bool = True, seed: int | None = 0,
+                     vectors: torch.Tensor | None = None,
+                     progress: bool | None = None) -> HessianVariance:
     r"""Hessian variance σ² (Granziol et al. 2022, Algorithm 1) and σ_ε for Theorem 4.
 
     For random unit vectors z (uniform on the sphere),
@@ -82,18 +86,30 @@ def hessian_variance(op: NetworkOperator, num_vectors: int = 10, *, per_sample: 
     over the partition. Uneven batches use b = N/#units. Products are accumulated in
     float64 whatever the operator's dtype.
 
+    With ``vectors`` the expectation over z is replaced by the given directions: for the
+    top eigenvector v₁ of the full-data Hessian, σ² is the variance of the noise along the
+    spike, Σ_u (n_u/N)‖(A_u − A)v₁‖², and σ_ε the matching per-entry scale. Under
+    ``torch.distributed`` pass a :class:`~rmtlr.curvature.DistributedOperator`: each rank
+    sums over its own units and the sums are all-reduced, so every rank gets the
+    single-process result.
+
     Parameters
     ----------
-    op : NetworkOperator
+    op : NetworkOperator or DistributedOperator
         A :class:`~rmtlr.curvature.HessianOperator` or
-        :class:`~rmtlr.curvature.GGNOperator` (it needs per-sample structure).
+        :class:`~rmtlr.curvature.GGNOperator` (it needs per-sample structure), or one
+        wrapped in a :class:`~rmtlr.curvature.DistributedOperator` (the same random z on
+        every rank, drawn from ``seed``).
     num_vectors : int, optional
-        How many z (≥ 2, for the standard error).
+        How many random z (≥ 2, for the standard error); ignored when ``vectors`` is given.
     per_sample : bool, optional
         Units are single samples (each batch is split, so BatchNorm must be in
         ``"eval"`` mode) rather than the batches of ``op``'s data.
     seed : int, optional
         Seed (≥ 0) of the z (drawn on the CPU).
+    vectors : torch.Tensor, optional
+        Fixed directions instead of random ones: a vector of length P or a P×k block of
+        non-zero columns (each normalised here). ``stderr`` is NaN for a single vector.
     progress : bool, optional
         A tqdm bar over the z; None (default): on unless ``TQDM_DISABLE`` is set or
         pytest runs.
@@ -106,11 +122,12 @@ def hessian_variance(op: NetworkOperator, num_vectors: int = 10, *, per_sample: 
     Raises
     ------
     TypeError
-        If ``op`` is not a network operator, or a count or the seed is not a number.
+        If ``op`` is not a network operator, a count or the seed is not a number, or
+        ``vectors`` is not a tensor.
     ValueError
         If there are fewer than 2 units, ``num_vectors`` is not a whole number ≥ 2, the
-        seed is out of range, or per-sample units are
-        asked for with ``bn_mode="frozen-train"``.
+        seed is out of range, ``vectors`` has the wrong shape or a zero or non-finite
+        column, or per-sample units are asked for with ``bn_mode="frozen-train"``.
 
     Examples
     --------
@@ -126,42 +143,70 @@ def hessian_variance(op: NetworkOperator, num_vectors: int = 10, *, per_sample: 
     >>> res.num_units, round(res.sigma2, 6)  # (H_i - H) z has norm 1 for every unit z
     (2, 1.0)
     """
-    if not isinstance(op, NetworkOperator):
+    if isinstance(op, DistributedOperator):
+        local, reduce = op.local, op.all_reduce
+    elif isinstance(op, NetworkOperator):
+        local, reduce = op, None
+    else:
         raise TypeError("op must be a HessianOperator or GGNOperator (it needs per-sample "
-                        f"structure), got {type(op).__name__}")
-    n_z = integer("num_vectors", num_vectors, lo=2)
+                        "structure), or a DistributedOperator of one, got "
+                        f"{type(op).__name__}")
     seed = random_seed("seed", seed, allow_none=True)
     P = op.shape[0]
-    gen = torch.Generator().manual_seed(0 if seed is None else seed)
+    if vectors is None:
+        n_z = integer("num_vectors", num_vectors, lo=2)
+        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        directions = (torch.randn(P, generator=gen, dtype=torch.float64) for _ in range(n_z))
+    else:
+        Z = _check_vectors(vectors, P)
+        n_z = Z.shape[1]
+        directions = (Z[:, j] for j in range(n_z))
     values = []
     n_units = n_total = 0
-    for _ in progress_bar(range(n_z), desc="Hessian variance", progress=progress):
-        z = torch.randn(P, generator=gen, dtype=torch.float64)
+    for z in progress_bar(directions, desc="Hessian variance", total=n_z, progress=progress):
         z = (z / torch.linalg.vector_norm(z)).to(op.device, op.dtype)
         # In a low-precision dtype the rounded z is not exactly a unit vector; the
         # products are linear in z, so dividing by its squared norm restores one.
         z_norm2 = float(torch.dot(z.double(), z.double()))
-        sq = 0.0
-        mean = torch.zeros(P, dtype=torch.float64, device=op.device)
-        n_units = n_total = 0
-        for n_u, hz in _unit_products(op, z, per_sample):
+        # [Σ_u n_u A_u z, Σ_u n_u ‖A_u z‖², #units, N] in one tensor: one all-reduce.
+        sums = torch.zeros(P + 3, dtype=torch.float64, device=op.device)
+        for n_u, hz in _unit_products(local, z, per_sample):
             hz = hz.double()
-            sq += n_u * float(torch.dot(hz, hz))
-            mean.add_(hz, alpha=float(n_u))
-            n_units += 1
-            n_total += n_u
+            sums[:P].add_(hz, alpha=float(n_u))
+            sums[P] += n_u * float(torch.dot(hz, hz))
+            sums[P + 1] += 1
+            sums[P + 2] += n_u
+        if reduce is not None:
+            reduce(sums)
+        n_units, n_total = int(sums[P + 1].item()), int(sums[P + 2].item())
         if n_units < 2:
             raise ValueError("hessian_variance needs at least 2 units (samples or batches), "
                              f"got {n_units}")
-        mean /= n_total
-        values.append((sq / n_total - float(torch.dot(mean, mean))) / z_norm2)
+        mean = sums[:P] / n_total
+        values.append((float(sums[P]) / n_total - float(torch.dot(mean, mean))) / z_norm2)
     values = np.asarray(values)
     sigma2 = float(values.mean())
-    stderr = float(values.std(ddof=1) / np.sqrt(n_z))
+    stderr = float(values.std(ddof=1) / np.sqrt(n_z)) if n_z > 1 else math.nan
     b = n_total / n_units
     eff = b / (1 - b / n_total)  # 𝔟(b, N), Eq. 6; b < N since there are ≥ 2 units
     sigma_eps = float(np.sqrt(max(sigma2, 0.0) * eff / P))
     return HessianVariance(sigma2, stderr, sigma_eps, float(b), n_units, n_total, P, n_z)
+
+
+def _check_vectors(vectors: object, P: int) -> torch.Tensor:
+    """Return ``vectors`` as a float64 CPU block P×k of finite, non-zero columns."""
+    if not isinstance(vectors, torch.Tensor):
+        raise TypeError(f"vectors must be a torch.Tensor of length P = {P} or a P×k block, "
+                        f"got {type(vectors).__name__}")
+    Z = vectors.detach().to("cpu", torch.float64)
+    Z = Z[:, None] if Z.ndim == 1 else Z
+    if Z.ndim != 2 or Z.shape[0] != P or Z.shape[1] < 1:
+        raise ValueError(f"vectors must have length P = {P} or shape (P, k), got "
+                         f"{tuple(vectors.shape)}")
+    norms = torch.linalg.vector_norm(Z, dim=0)
+    if not torch.isfinite(Z).all() or not (norms > 0).all():
+        raise ValueError("vectors must have finite, non-zero columns")
+    return Z
 
 
 def _unit_products(op: NetworkOperator, z: torch.Tensor, per_sample: bool

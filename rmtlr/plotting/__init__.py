@@ -43,6 +43,11 @@ from rmtlr.plotting.networks import (
     plot_slq_vs_exact,
     ritz_density,
 )
+from rmtlr.plotting.prediction import (
+    batch_lam1_models,
+    lr_prediction,
+    stable_rates,
+)
 from rmtlr.plotting.random_matrices import (
     THEORY_STYLES,
     band,
@@ -95,12 +100,14 @@ __all__ = [
     "THEORY_STYLES",
     "WISHART_COLOR",
     "band",
+    "batch_lam1_models",
     "batch_size_axis",
     "colors",
     "histogram_vs_laws",
     "lam1_against_batch_size",
     "loss_against_updates",
     "lr_grid_panel",
+    "lr_prediction",
     "plot_accuracy_vs_cost",
     "plot_accuracy_vs_epoch",
     "plot_batch_lam1",
@@ -121,6 +128,7 @@ __all__ = [
     "series_panel",
     "sharpness_panel",
     "slq_curve",
+    "stable_rates",
     "stamp",
     "subplots",
     "sweep_accuracy",
