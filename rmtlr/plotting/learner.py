@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 
 
@@ -241,4 +242,8 @@ def plot_accuracy_vs_cost(ax: plt.Axes, points: Mapping[str, tuple[float, float]
         ax.annotate(label, (cost, acc), textcoords="offset points", xytext=(6, 4), fontsize=8,
                     color=dot.get_color())
     ax.set(xscale="log", xlabel=xlabel, ylabel="test accuracy")
+    # Plain numbers on the log axis, and room on the right for the last point's label.
+    ax.xaxis.set_major_formatter(mticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.margins(x=0.4, y=0.1)
     return ax
