@@ -1,7 +1,7 @@
 """Figures of chapter 12.
 
-The batch lambda_1 under each noise model against measurement, and the predicted stable
-learning rates against the batch size.
+The batch lambda_1 under each noise model against measurement, the predicted stable
+learning rates against the batch size, and the map of every rate a stability search tried.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rmtlr.plotting.style import (
     THEORY_COLOR,
     subplots,
 )
+from rmtlr.rmt.validation import integer
 
 
 def lr_prediction(result: Any, *, axes: Any = None) -> plt.Figure:
@@ -164,6 +165,80 @@ def stable_rates(ax: plt.Axes, B: Any, measured: Any, bracket_high: Any, *,
                 capsize=3, label="measured (max_stable_lr)", zorder=5)
     ax.set(xscale="log", yscale="log", xlabel="batch size B",
            ylabel="largest stable learning rate")
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(loc=legend)
+    return ax
+
+
+def stability_map(ax: plt.Axes, trials: dict[int, Any], *, late_step: int,
+                  predicted: Any = None, title: str | None = None,
+                  legend: str | None = "upper left") -> plt.Axes:
+    """Draw every rate a stability search tried, per batch size: stable, or when it diverged.
+
+    A stable trial is a filled circle; a diverged one is a cross, dark when its loss blew up
+    within the first ``late_step`` steps (the initial curvature was already too large) and
+    light when later (the curvature grew during training).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    trials : dict
+        Batch size B → sequence of ``(lr, diverged_at)`` pairs, ``diverged_at`` None for a
+        stable trial and the step of divergence otherwise.
+    late_step : int
+        Divergence after this many steps counts as late, an integer ≥ 1.
+    predicted : array_like, optional
+        A predicted largest stable rate at each B of ``trials`` (in its order), drawn as a
+        line.
+    title : str, optional
+        Panel title.
+    legend : str, optional
+        Legend location, or None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``, for chaining.
+
+    Raises
+    ------
+    ValueError
+        If ``trials`` is empty, a rate is not positive and finite, or ``predicted`` does not
+        have one value per batch size.
+    """
+    late_step = integer("late_step", late_step, lo=1)
+    if not trials:
+        raise ValueError("trials must hold at least one batch size")
+    groups: dict[str, tuple[list, list]] = {"stable": ([], []), "early": ([], []),
+                                            "late": ([], [])}
+    for B, runs in trials.items():
+        for lr, step in runs:
+            if not (np.isfinite(lr) and lr > 0):
+                raise ValueError(f"trials[{B}] has the rate {lr!r}; rates must be positive and finite")
+            kind = "stable" if step is None else ("early" if step <= late_step else "late")
+            groups[kind][0].append(B)
+            groups[kind][1].append(lr)
+    styles = {
+        "stable": ({"marker": "o", "color": PALETTE["green"], "ms": 6}, "stable"),
+        "early": ({"marker": "x", "color": THEORY_COLOR, "ms": 7, "mew": 2},
+                  f"diverged by step {late_step}"),
+        "late": ({"marker": "x", "color": PALETTE["vermillion"], "ms": 7, "mew": 2},
+                 f"diverged after step {late_step}"),
+    }
+    for kind, (xs, ys) in groups.items():
+        if xs:
+            kw, label = styles[kind]
+            ax.plot(xs, ys, ls="none", label=label, **kw)
+    if predicted is not None:
+        predicted = np.asarray(predicted, dtype=float)
+        if predicted.shape != (len(trials),):
+            raise ValueError(f"predicted has {predicted.size} values but trials has "
+                             f"{len(trials)} batch sizes")
+        ax.plot(list(trials), predicted, "-", color=SGD_COLOR, label="predicted (predict_lr)")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="learning rate tried")
     if title:
         ax.set_title(title)
     if legend:
