@@ -10,7 +10,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from rmtlr.plotting.batch_sweeps import batch_size_axis
 from rmtlr.plotting.random_matrices import band
 from rmtlr.plotting.style import (
     ADAM_COLOR,
@@ -22,6 +24,15 @@ from rmtlr.plotting.style import (
     subplots,
 )
 from rmtlr.rmt.validation import integer
+
+
+def _batch_size_log_axes(ax: plt.Axes, batch_sizes: Any) -> None:
+    # B ticked where it was measured; y on a log scale labelled at 1, 2, 5 per decade
+    batch_size_axis(ax, batch_sizes)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def lr_prediction(result: Any, *, axes: Any = None) -> plt.Figure:
@@ -59,14 +70,15 @@ def lr_prediction(result: Any, *, axes: Any = None) -> plt.Figure:
             ax1.plot([b] * len(vals), vals, ".", color=BATCH_COLOR, ms=4, alpha=0.6)
         ax1.plot(list(cal), [np.mean(v) for v in cal.values()], "o", color=BATCH_COLOR,
                  label="measured (mean)")
-    ax1.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="batch λ₁")
+    _batch_size_log_axes(ax1, B)
+    ax1.set(xlabel="batch size B", ylabel="batch λ₁")
     ax1.legend()
     color = SGD_COLOR if result.optimizer == "sgd" else ADAM_COLOR
     high = np.where(np.isfinite(result.lr_high), result.lr_high, result.lr * 10)
     ax2.fill_between(B, result.lr_low, high, color=color, alpha=0.15, lw=0)
     ax2.plot(B, result.lr, "o-", color=color, label=f"{result.optimizer.upper()} α_max")
-    ax2.set(xscale="log", yscale="log", xlabel="batch size B",
-            ylabel="largest stable learning rate")
+    _batch_size_log_axes(ax2, B)
+    ax2.set(xlabel="batch size B", ylabel="largest stable learning rate")
     ax2.legend()
     return fig
 
@@ -105,7 +117,8 @@ def batch_lam1_models(ax: plt.Axes, result: Any, *, title: str | None = None,
     ax.errorbar(list(cal), [np.mean(v) for v in cal.values()],
                 yerr=[np.std(v, ddof=1) for v in cal.values()], fmt="o", color=BATCH_COLOR,
                 capsize=3, label="measured (mean ± sd)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="top eigenvalue of H_batch")
+    _batch_size_log_axes(ax, B)
+    ax.set(xlabel="batch size B", ylabel="top eigenvalue of H_batch")
     if title:
         ax.set_title(title)
     if legend:
@@ -163,8 +176,8 @@ def stable_rates(ax: plt.Axes, B: Any, measured: Any, bracket_high: Any, *,
         ax.plot(B, rates, label=label, **kw)
     ax.errorbar(B, measured, yerr=[np.zeros_like(up), up], fmt="o", color=THEORY_COLOR,
                 capsize=3, label="measured (max_stable_lr)", zorder=5)
-    ax.set(xscale="log", yscale="log", xlabel="batch size B",
-           ylabel="largest stable learning rate")
+    _batch_size_log_axes(ax, B)
+    ax.set(xlabel="batch size B", ylabel="largest stable learning rate")
     if title:
         ax.set_title(title)
     if legend:
@@ -238,7 +251,8 @@ def stability_map(ax: plt.Axes, trials: dict[int, Any], *, late_step: int,
             raise ValueError(f"predicted has {predicted.size} values but trials has "
                              f"{len(trials)} batch sizes")
         ax.plot(list(trials), predicted, "-", color=SGD_COLOR, label="predicted (predict_lr)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="learning rate tried")
+    _batch_size_log_axes(ax, list(trials))
+    ax.set(xlabel="batch size B", ylabel="learning rate tried")
     if title:
         ax.set_title(title)
     if legend:
