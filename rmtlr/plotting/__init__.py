@@ -46,6 +46,7 @@ from rmtlr.plotting.networks import (
 from rmtlr.plotting.prediction import (
     batch_lam1_models,
     lr_prediction,
+    stability_map,
     stable_rates,
 )
 from rmtlr.plotting.random_matrices import (
@@ -128,6 +129,7 @@ __all__ = [
     "series_panel",
     "sharpness_panel",
     "slq_curve",
+    "stability_map",
     "stable_rates",
     "stamp",
     "subplots",

@@ -1,7 +1,7 @@
 """Figures of chapter 12.
 
-The batch lambda_1 under each noise model against measurement, and the predicted stable
-learning rates against the batch size.
+The batch lambda_1 under each noise model against measurement, the predicted stable
+learning rates against the batch size, and the map of every rate a stability search tried.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from rmtlr.plotting.batch_sweeps import batch_size_axis
 from rmtlr.plotting.random_matrices import band
 from rmtlr.plotting.style import (
     ADAM_COLOR,
@@ -21,6 +23,16 @@ from rmtlr.plotting.style import (
     THEORY_COLOR,
     subplots,
 )
+from rmtlr.rmt.validation import integer
+
+
+def _batch_size_log_axes(ax: plt.Axes, batch_sizes: Any) -> None:
+    # B ticked where it was measured; y on a log scale labelled at 1, 2, 5 per decade
+    batch_size_axis(ax, batch_sizes)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def lr_prediction(result: Any, *, axes: Any = None) -> plt.Figure:
@@ -58,14 +70,15 @@ def lr_prediction(result: Any, *, axes: Any = None) -> plt.Figure:
             ax1.plot([b] * len(vals), vals, ".", color=BATCH_COLOR, ms=4, alpha=0.6)
         ax1.plot(list(cal), [np.mean(v) for v in cal.values()], "o", color=BATCH_COLOR,
                  label="measured (mean)")
-    ax1.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="batch λ₁")
+    _batch_size_log_axes(ax1, B)
+    ax1.set(xlabel="batch size B", ylabel="batch λ₁")
     ax1.legend()
     color = SGD_COLOR if result.optimizer == "sgd" else ADAM_COLOR
     high = np.where(np.isfinite(result.lr_high), result.lr_high, result.lr * 10)
     ax2.fill_between(B, result.lr_low, high, color=color, alpha=0.15, lw=0)
     ax2.plot(B, result.lr, "o-", color=color, label=f"{result.optimizer.upper()} α_max")
-    ax2.set(xscale="log", yscale="log", xlabel="batch size B",
-            ylabel="largest stable learning rate")
+    _batch_size_log_axes(ax2, B)
+    ax2.set(xlabel="batch size B", ylabel="largest stable learning rate")
     ax2.legend()
     return fig
 
@@ -104,7 +117,8 @@ def batch_lam1_models(ax: plt.Axes, result: Any, *, title: str | None = None,
     ax.errorbar(list(cal), [np.mean(v) for v in cal.values()],
                 yerr=[np.std(v, ddof=1) for v in cal.values()], fmt="o", color=BATCH_COLOR,
                 capsize=3, label="measured (mean ± sd)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="top eigenvalue of H_batch")
+    _batch_size_log_axes(ax, B)
+    ax.set(xlabel="batch size B", ylabel="top eigenvalue of H_batch")
     if title:
         ax.set_title(title)
     if legend:
@@ -162,8 +176,83 @@ def stable_rates(ax: plt.Axes, B: Any, measured: Any, bracket_high: Any, *,
         ax.plot(B, rates, label=label, **kw)
     ax.errorbar(B, measured, yerr=[np.zeros_like(up), up], fmt="o", color=THEORY_COLOR,
                 capsize=3, label="measured (max_stable_lr)", zorder=5)
-    ax.set(xscale="log", yscale="log", xlabel="batch size B",
-           ylabel="largest stable learning rate")
+    _batch_size_log_axes(ax, B)
+    ax.set(xlabel="batch size B", ylabel="largest stable learning rate")
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(loc=legend)
+    return ax
+
+
+def stability_map(ax: plt.Axes, trials: dict[int, Any], *, late_step: int,
+                  predicted: Any = None, title: str | None = None,
+                  legend: str | None = "upper left") -> plt.Axes:
+    """Draw every rate a stability search tried, per batch size: stable, or when it diverged.
+
+    A stable trial is a filled circle; a diverged one is a cross, dark when its loss blew up
+    within the first ``late_step`` steps (the initial curvature was already too large) and
+    light when later (the curvature grew during training).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    trials : dict
+        Batch size B → sequence of ``(lr, diverged_at)`` pairs, ``diverged_at`` None for a
+        stable trial and the step of divergence otherwise.
+    late_step : int
+        Divergence after this many steps counts as late, an integer ≥ 1.
+    predicted : array_like, optional
+        A predicted largest stable rate at each B of ``trials`` (in its order), drawn as a
+        line.
+    title : str, optional
+        Panel title.
+    legend : str, optional
+        Legend location, or None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``, for chaining.
+
+    Raises
+    ------
+    ValueError
+        If ``trials`` is empty, a rate is not positive and finite, or ``predicted`` does not
+        have one value per batch size.
+    """
+    late_step = integer("late_step", late_step, lo=1)
+    if not trials:
+        raise ValueError("trials must hold at least one batch size")
+    groups: dict[str, tuple[list, list]] = {"stable": ([], []), "early": ([], []),
+                                            "late": ([], [])}
+    for B, runs in trials.items():
+        for lr, step in runs:
+            if not (np.isfinite(lr) and lr > 0):
+                raise ValueError(f"trials[{B}] has the rate {lr!r}; rates must be positive and finite")
+            kind = "stable" if step is None else ("early" if step <= late_step else "late")
+            groups[kind][0].append(B)
+            groups[kind][1].append(lr)
+    styles = {
+        "stable": ({"marker": "o", "color": PALETTE["green"], "ms": 6}, "stable"),
+        "early": ({"marker": "x", "color": THEORY_COLOR, "ms": 7, "mew": 2},
+                  f"diverged by step {late_step}"),
+        "late": ({"marker": "x", "color": PALETTE["vermillion"], "ms": 7, "mew": 2},
+                 f"diverged after step {late_step}"),
+    }
+    for kind, (xs, ys) in groups.items():
+        if xs:
+            kw, label = styles[kind]
+            ax.plot(xs, ys, ls="none", label=label, **kw)
+    if predicted is not None:
+        predicted = np.asarray(predicted, dtype=float)
+        if predicted.shape != (len(trials),):
+            raise ValueError(f"predicted has {predicted.size} values but trials has "
+                             f"{len(trials)} batch sizes")
+        ax.plot(list(trials), predicted, "-", color=SGD_COLOR, label="predicted (predict_lr)")
+    _batch_size_log_axes(ax, list(trials))
+    ax.set(xlabel="batch size B", ylabel="learning rate tried")
     if title:
         ax.set_title(title)
     if legend:
