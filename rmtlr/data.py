@@ -49,6 +49,49 @@ _SUBSET_CITE = "CIFAR-10 JPEG subset (Krizhevsky 2009; shipped with rmtlr), not 
 _JPEG_CITE = "CIFAR-10 JPEG (Krizhevsky 2009; full archive), not CIFAR-100"
 
 
+_DESCRIPTIONS = {
+    "gaussian_mixture": "offline stand-in: Gaussian mixture",
+    "synthetic_images": "offline stand-in: synthetic CIFAR-shaped images",
+    "cifar10_subset": _SUBSET_CITE,
+    "images": _SUBSET_CITE,
+    "cifar10_jpeg": _JPEG_CITE,
+    "cifar10": "CIFAR-10 (Krizhevsky 2009; torchvision)",
+    "cifar100": "CIFAR-100 (Krizhevsky 2009; torchvision)",
+}
+
+
+def describe(name: str) -> str:
+    """Say what the data set :func:`load` returns for ``name`` is, without loading it.
+
+    The words are those the data set's ``description`` starts with, so a chapter can name
+    its data in its first output before anything is read.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASET_NAMES`.
+
+    Returns
+    -------
+    str
+        The description, e.g. ``"CIFAR-10 JPEG subset (Krizhevsky 2009; shipped with
+        rmtlr), not CIFAR-100"`` for ``"images"``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of :data:`DATASET_NAMES`.
+
+    Examples
+    --------
+    >>> describe("cifar100")
+    'CIFAR-100 (Krizhevsky 2009; torchvision)'
+    """
+    if name not in _DESCRIPTIONS:
+        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
+    return _DESCRIPTIONS[name]
+
+
 class LabelledTensors(TensorDataset):
     """An in-memory (inputs, labels) data set with a human ``description``.
 

@@ -10,6 +10,7 @@ Colab or in plain Jupyter, where myst-nb may be absent, the same calls still dis
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib.figure
@@ -17,13 +18,15 @@ import numpy as np
 import torch
 
 from rmtlr import plotting
+from rmtlr.data import describe
 from rmtlr.profiles import Profile, get_profile
 from rmtlr.rmt.validation import integer, random_seed
 
 __all__ = ["figure", "glue", "start", "verdict"]
 
 
-def start(*, seed: int = 0, threads: int | None = None) -> Profile:
+def start(*, seed: int = 0, threads: int | None = None,
+          data: str | Mapping[str, str] | None = None) -> Profile:
     """Set a chapter up: profile, style, seeds, and the first output line.
 
     Parameters
@@ -34,6 +37,11 @@ def start(*, seed: int = 0, threads: int | None = None) -> Profile:
         CPU threads for torch. Default: one under the ``quick`` profile on the CPU, so that
         ``make test`` (one thread per worker) and ``make book`` compute the same floating-point
         sums and so the same outputs; torch's default otherwise.
+    data : str or Mapping, optional
+        The data set the chapter trains or measures on, as a :func:`rmtlr.data.load` name,
+        or a mapping from profile name (``quick``, ``gpu``, ``full``) to one. When given,
+        the first output says what it is on a second line (:func:`rmtlr.data.describe`),
+        e.g. ``data: CIFAR-10 JPEG subset (…), not CIFAR-100``.
 
     Returns
     -------
@@ -47,9 +55,16 @@ def start(*, seed: int = 0, threads: int | None = None) -> Profile:
         If ``seed`` or ``threads`` is not a number.
     ValueError
         If ``seed`` is not a whole number in [0, 2**63 − 1] or ``threads`` not one ≥ 1,
-        or ``RMTLR_PROFILE`` names no profile (:func:`rmtlr.profiles.get_profile`).
+        ``RMTLR_PROFILE`` names no profile (:func:`rmtlr.profiles.get_profile`), or
+        ``data`` names no data set or has no entry for the active profile.
     """
     prof = get_profile()
+    if isinstance(data, Mapping):
+        if prof.name not in data:
+            raise ValueError(f"data must have an entry for the active profile {prof.name!r}, "
+                             f"got keys {sorted(data)}")
+        data = data[prof.name]
+    described = None if data is None else describe(data)
     seed = random_seed("seed", seed)
     if threads is None and prof.name == "quick" and prof.device.type == "cpu":
         threads = 1
@@ -58,6 +73,8 @@ def start(*, seed: int = 0, threads: int | None = None) -> Profile:
     torch.manual_seed(seed)
     plotting.use_style()
     print(prof.describe())
+    if described is not None:
+        print(f"data: {described}")
     return prof
 
 

@@ -27,6 +27,36 @@ def test_start_prints_the_profile_first_and_fixes_threads(capsys, monkeypatch):
         notebook.start(threads=0)
 
 
+def test_start_names_the_data_of_the_active_profile_second(capsys, monkeypatch):
+    monkeypatch.setenv("RMTLR_PROFILE", "quick")
+    before = torch.get_num_threads()
+    try:
+        notebook.start(data={"quick": "images", "gpu": "cifar100", "full": "cifar100"})
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("rmtlr profile: quick")
+        assert lines[1] == ("data: CIFAR-10 JPEG subset (Krizhevsky 2009; shipped with rmtlr), "
+                            "not CIFAR-100")
+        notebook.start(data="cifar100")
+        assert capsys.readouterr().out.splitlines()[1] == (
+            "data: CIFAR-100 (Krizhevsky 2009; torchvision)")
+        notebook.start()
+        assert len(capsys.readouterr().out.splitlines()) == 1
+        with pytest.raises(ValueError, match="entry for the active profile 'quick'"):
+            notebook.start(data={"full": "cifar100"})
+        with pytest.raises(ValueError, match="name must be one of"):
+            notebook.start(data="cifar1000")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_describe_matches_what_load_returns():
+    from rmtlr import data
+    ds = data.load("images", "val")
+    assert ds.description.startswith(data.describe("images"))
+    ds = data.load("gaussian_mixture", "train", n=16)
+    assert ds.description.startswith(data.describe("gaussian_mixture"))
+
+
 def test_verdict_prints_and_asserts(capsys):
     two, one = 2, 1
     notebook.verdict("two is more than one", two > one)
