@@ -85,3 +85,17 @@ def test_plot_accuracy_curves_and_cost():
     with pytest.raises(ValueError, match="cost must be positive"):
         plotting.plot_accuracy_vs_cost(axes[1], {"x": (0.0, 0.5)})
     plt.close(fig)
+
+
+def test_accuracy_vs_cost_stacks_labels_of_coinciding_points():
+    # Two tuned baselines can land on the same cost and accuracy (chapter 10: SGD and Adam,
+    # each 5 runs of 15 epochs, both at 0.583): their labels must not be drawn on top of
+    # each other; a distant point keeps the default offset.
+    fig, ax = plotting.subplots(1)
+    plotting.plot_accuracy_vs_cost(ax, {"SGD": (75.0, 0.583), "Adam": (75.0, 0.5825),
+                                        "learner": (25.0, 0.42)})
+    offsets = {t.get_text(): t.xyann for t in ax.texts}
+    assert offsets["SGD"] != offsets["Adam"]
+    assert offsets["learner"] == offsets["SGD"]
+    assert offsets["Adam"][1] < offsets["SGD"][1]  # stacked below
+    plt.close(fig)

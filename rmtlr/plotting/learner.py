@@ -237,12 +237,22 @@ def plot_accuracy_vs_cost(ax: plt.Axes, points: Mapping[str, tuple[float, float]
     for label, (cost, acc) in points.items():
         if not (np.isfinite(cost) and cost > 0):
             raise ValueError(f"points[{label!r}]: cost must be positive and finite, got {cost!r}")
+    max_cost = max(cost for cost, _ in points.values())
+    accs = [acc for _, acc in points.values()]
+    acc_span = (max(accs) - min(accs)) or 1.0
+    placed: list[tuple[float, float]] = []
+    for label, (cost, acc) in points.items():
         (dot,) = ax.plot([cost], [acc], "o", ms=8, label=label)
-        ax.annotate(label, (cost, acc), textcoords="offset points", xytext=(0, -14),
+        # Points that (nearly) coincide, e.g. two tuned baselines at the same cost and
+        # accuracy, get their labels stacked one line further down each.
+        near = sum(abs(cost - c) <= 0.08 * max_cost and abs(acc - a) <= 0.05 * acc_span
+                   for c, a in placed)
+        placed.append((cost, acc))
+        ax.annotate(label, (cost, acc), textcoords="offset points", xytext=(0, -14 - 10 * near),
                     ha="center", fontsize=8, color=dot.get_color())
     # A linear axis from zero: costs differ by a grid's size (a factor of a few), and the
     # reader compares them as multiples; labels centred below the points.
     ax.set(xlabel=xlabel, ylabel="test accuracy")
-    ax.set_xlim(0, 1.35 * max(cost for cost, _ in points.values()))
+    ax.set_xlim(0, 1.35 * max_cost)
     ax.margins(y=0.15)
     return ax
