@@ -59,6 +59,18 @@ def test_rates_against_batch_size_fills_only_stable_points_and_draws_predictions
     plt.close(fig)
 
 
+def test_rates_against_batch_size_draws_measured_brackets_and_refuses_bad_ones():
+    fig, ax = plotting.subplots()
+    plotting.rates_against_batch_size(ax, _points(), measured={16: (0.02, 0.04), 64: (0.08, np.inf)})
+    bar = next(l for l in ax.lines if l.get_label() == "measured α_max (bracket)")
+    assert list(bar.get_xydata()[:, 1]) == [0.02, 0.04] and list(bar.get_xdata()) == [16, 16]
+    censored = next(l for l in ax.lines if l.get_marker() == "^")
+    assert list(censored.get_xydata()[0]) == [64, 0.08]
+    with pytest.raises(ValueError, match=r"measured\[16\]"):
+        plotting.rates_against_batch_size(ax, _points(), measured={16: (0.04, 0.02)})
+    plt.close(fig)
+
+
 def test_loss_against_updates_uses_window_positions_and_marks_divergence():
     fig, ax = plotting.subplots()
     runs = {"ok": {"step_loss": [2.3, 1.9], "step_loss_at": [50, 100], "outcome": "ok"},

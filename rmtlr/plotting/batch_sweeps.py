@@ -169,12 +169,15 @@ def loss_against_updates(ax: plt.Axes, runs: Mapping[str, dict], *,
 
 def rates_against_batch_size(ax: plt.Axes, tried: Mapping[str, Sequence],
                              predicted: Mapping[str, tuple[Sequence[float], Sequence[float]]]
-                             | None = None, *, title: str | None = None) -> plt.Axes:
+                             | None = None, *, title: str | None = None,
+                             measured: Mapping[int, tuple[float, float]] | None = None
+                             ) -> plt.Axes:
     """Plot the rates a sweep tried against B, stable or not, beside predicted maxima.
 
     A filled marker is a rate at which every seed was stable, an open one a rate at which
     some seed was not, a cross one at which some seed diverged; lines are predicted
-    largest stable rates α_max(B).
+    largest stable rates α_max(B); grey bars are measured brackets of α_max(B) (as
+    :func:`rmtlr.sweeps.max_stable_lr` returns them), the threshold between their ends.
 
     Parameters
     ----------
@@ -187,6 +190,9 @@ def rates_against_batch_size(ax: plt.Axes, tried: Mapping[str, Sequence],
         Model name -> (B, α_max(B)), drawn as black lines of different dashes.
     title : str, optional
         Panel title.
+    measured : Mapping of int to (float, float), optional
+        B -> (largest stable rate, smallest failing rate) with 0 < lower < upper; an upper
+        end of ``inf`` (a censored search) is drawn as an upward triangle at the lower.
 
     Returns
     -------
@@ -196,10 +202,14 @@ def rates_against_batch_size(ax: plt.Axes, tried: Mapping[str, Sequence],
     Raises
     ------
     ValueError
-        If ``tried`` is empty.
+        If ``tried`` is empty or a bracket of ``measured`` is not 0 < lower < upper.
     """
     if not tried:
         raise ValueError("tried must name at least one rule")
+    for B, (lo, hi) in (measured or {}).items():
+        if not 0 < lo < hi:
+            raise ValueError(f"measured[{B}] must be a bracket (lower, upper) with "
+                             f"0 < lower < upper, got ({lo}, {hi})")
     styles = _rule_styles(list(tried))
     all_B = []
     for name, points in tried.items():
@@ -215,6 +225,14 @@ def rates_against_batch_size(ax: plt.Axes, tried: Mapping[str, Sequence],
                 ax.plot([p.batch_size], [p.lr], "x", color=col, ms=5, mew=1.5)
     for (name, (B, alpha)), ls in zip((predicted or {}).items(), ("-", "--", "-.", ":")):
         ax.plot(B, alpha, color=THEORY_COLOR, ls=ls, lw=1.5, label=name)
+    for i, (B, (lo, hi)) in enumerate(sorted((measured or {}).items())):
+        label = "measured α_max (bracket)" if i == 0 else None
+        if np.isfinite(hi):
+            ax.plot([B, B], [lo, hi], color="0.45", lw=5, alpha=0.6, solid_capstyle="butt",
+                    label=label)
+        else:
+            ax.plot([B], [lo], "^", color="0.45", ms=7, label=label)
+        all_B.append(B)
     batch_size_axis(ax, all_B)
     ax.set_yscale("log")
     ax.set_ylabel(r"learning rate $\alpha$")
