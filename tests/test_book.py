@@ -72,3 +72,18 @@ def test_every_citation_key_is_in_the_bibliography():
             cited |= {k.strip() for k in group.split(",")}
     assert cited, "no citations found: the pattern is wrong"
     assert cited <= keys, f"unknown citation keys: {sorted(cited - keys)}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_glued_value_the_prose_uses_is_in_the_stored_outputs(path):
+    # A glue key that a code edit stopped writing fails only `make book`, twenty minutes in;
+    # this finds it from the stored outputs in a second.
+    cells = json.loads(path.read_text())["cells"]
+    used = {key for c in cells if c["cell_type"] == "markdown"
+            for key in re.findall(r"\{glue(?::\w+)?\}`([\w-]+)", "".join(c["source"]))}
+    used |= {key for c in cells if c["cell_type"] == "markdown"
+             for key in re.findall(r"```\{glue:figure\}\s+([\w-]+)", "".join(c["source"]))}
+    glued = {o["metadata"]["scrapbook"]["name"] for c in cells for o in c.get("outputs", [])
+             if "scrapbook" in o.get("metadata", {})}
+    assert used, "no glue references found: the pattern is wrong"
+    assert used <= glued, f"used in the text but not glued: {sorted(used - glued)}"
